@@ -1,0 +1,49 @@
+/*
+ * stale_tasks.cpp
+ *	  Stage 2: tasks dispatched or running for too long fail with reason
+ *	  timeout, even on a runtime that is still online (a hung agent, a lost
+ *	  completion report).  waiting_local_directory is never touched here.
+ */
+#include "stages/stages.hpp"
+
+#include "stages/predicates.hpp"
+
+#include "failed_tasks.hpp"
+
+namespace rs
+{
+
+namespace
+{
+
+/* $1 dispatch timeout, $2 running timeout, $3 batch size. */
+const char *const fail_sql =
+	"WITH c AS ("
+	"  SELECT t.id FROM @S@.agent_task_queue t"
+	"  WHERE " STALE_TASK_PREDICATE("$1", "$2")
+	"  ORDER BY t.created_at, t.id LIMIT $3"
+	"  FOR UPDATE SKIP LOCKED)"
+	" UPDATE @S@.agent_task_queue t"
+	" SET status = 'failed', failure_reason = 'timeout', error = 'task timed out',"
+	"     completed_at = pg_catalog.now()"
+	" FROM c WHERE t.id = c.id AND " STALE_TASK_PREDICATE("$1", "$2")
+	" RETURNING t.id";
+
+}							/* namespace */
+
+std::vector<FailedTaskRow>
+stage_stale_tasks(SweepContext &ctx, int64 dispatch_timeout_us, int64 running_timeout_us, int max_tasks)
+{
+	std::vector<Uuid> failed;
+	Args		args;
+	uint64		n;
+
+	args.interval_us(dispatch_timeout_us).interval_us(running_timeout_us).int4(max_tasks);
+	n = execute(with_schema(fail_sql, ctx.settings.app_schema), args);
+	for (uint64 r = 0; r < n; r++)
+		failed.push_back(row::uuid(r, 1));
+	ctx.tally.add(C_TASKS_FAILED_TIMEOUT, failed.size());
+	return handle_failed_tasks(ctx, failed);
+}
+
+}							/* namespace rs */
