@@ -174,7 +174,7 @@ reconcile_agents(SweepContext &ctx, const std::vector<Uuid> &agents)
 		return first_status;
 
 	Args		args;
-	std::string sql = with_schema(reconcile_agents_sql, ctx.settings.app_schema);
+	std::string sql = ctx.sql(reconcile_agents_sql);
 
 	args.uuid_array(agents).boolean(ctx.settings.quiet_agent_reconcile);
 
@@ -241,7 +241,6 @@ handle_failed_tasks(SweepContext &ctx, const std::vector<Uuid> &failed)
 	if (failed.empty())
 		return result;
 
-	const std::string &schema = ctx.settings.app_schema;
 	std::vector<Uuid> children;
 	std::vector<Uuid> parents;
 
@@ -250,7 +249,7 @@ handle_failed_tasks(SweepContext &ctx, const std::vector<Uuid> &failed)
 		uint64		n;
 
 		args.uuid_array(failed);
-		n = execute(with_schema(create_retries_sql, schema), args);
+		n = execute(ctx.sql(create_retries_sql), args);
 		for (uint64 r = 0; r < n; r++)
 		{
 			children.push_back(row::uuid(r, 1));
@@ -265,7 +264,7 @@ handle_failed_tasks(SweepContext &ctx, const std::vector<Uuid> &failed)
 		uint64		n;
 
 		args.uuid_array(failed).uuid_array(children).uuid_array(parents);
-		n = execute(with_schema(rollback_and_describe_sql, schema), args);
+		n = execute(ctx.sql(rollback_and_describe_sql), args);
 		outcomes.reserve(n);
 		for (uint64 r = 0; r < n; r++)
 		{

@@ -296,6 +296,9 @@ stats_stage_done(Stage stage, const Tally &tally, int64 duration_us)
 	{
 		for (int i = 0; i < COUNTER_COUNT; i++)
 			slot->counters[i] += tally.counters[i];
+		/* gc_held_back is a gauge: how many runtimes the last GC run kept */
+		if (stage == STAGE_RUNTIME_GC)
+			slot->counters[C_GC_HELD_BACK] = tally.counters[C_GC_HELD_BACK];
 		slot->stages[stage].runs++;
 		slot->stages[stage].affected += tally.affected;
 		slot->stages[stage].last_duration_us = duration_us;

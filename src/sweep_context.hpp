@@ -6,6 +6,7 @@
 #pragma once
 
 #include "events.hpp"
+#include "schema_shape.hpp"
 #include "settings.hpp"
 #include "spi.hpp"
 #include "stats.hpp"
@@ -36,8 +37,21 @@ struct SweepContext
 	/* False while the outage guard holds runtimes online. */
 	bool		offline_allowed = true;
 
+	/*
+	 * The SQL text for this context: @S@ becomes the quoted app_schema, and
+	 * the shape-dependent fragments are filled in (see sweep_context.cpp).
+	 */
+	std::string sql(const char *text);
+
+	/* The application schema's shape, read once per context. */
+	const SchemaShape &shape();
+
 	/* Seconds of one time setting as microseconds. */
 	static int64 us(int seconds) { return static_cast<int64>(seconds) * USECS_PER_SEC; }
+
+private:
+	bool		shape_known_ = false;
+	SchemaShape shape_;
 };
 
 /* A runtime a stage changed, as the SQL API returns it. */

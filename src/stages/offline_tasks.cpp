@@ -33,7 +33,7 @@ const char *const fail_sql =
 	"  FOR UPDATE OF t SKIP LOCKED)"
 	" UPDATE @S@.agent_task_queue t"
 	" SET status = 'failed', failure_reason = 'runtime_offline', error = 'runtime went offline',"
-	"     wait_reason = NULL, completed_at = pg_catalog.now()"
+	"     wait_reason = NULL, completed_at = pg_catalog.now()@LEASE_CLEAR@"
 	" FROM c WHERE t.id = c.id"
 	"   AND t.status IN ('dispatched', 'running', 'waiting_local_directory')"
 	" RETURNING t.id";
@@ -48,7 +48,7 @@ stage_offline_tasks(SweepContext &ctx, int64 grace_us, int max_tasks)
 	uint64		n;
 
 	args.interval_us(grace_us).int4(max_tasks);
-	n = execute(with_schema(fail_sql, ctx.settings.app_schema), args);
+	n = execute(ctx.sql(fail_sql), args);
 	for (uint64 r = 0; r < n; r++)
 		failed.push_back(row::uuid(r, 1));
 	ctx.tally.add(C_TASKS_FAILED_RUNTIME_OFFLINE, failed.size());

@@ -33,7 +33,8 @@ const char *const preview_sql =
 	" (SELECT 2, t.id, t.status || ' for ' || "
 	AGE("CASE t.status WHEN 'dispatched' THEN t.dispatched_at ELSE t.started_at END") ","
 	"   t.created_at, t.id"
-	"  FROM @S@.agent_task_queue t WHERE " STALE_TASK_PREDICATE("$3", "$4")
+	"  FROM @S@.agent_task_queue t LEFT JOIN @S@.agent_runtime r ON r.id = t.runtime_id"
+	"  WHERE " STALE_TASK_PREDICATE("$3", "$4", "$2", "$1")
 	"  ORDER BY t.created_at, t.id LIMIT $8)"
 	" UNION ALL"
 	" (SELECT 3, t.id, 'queued for ' || " AGE("t.created_at") ", t.created_at, t.id"
@@ -64,7 +65,7 @@ preview_stages(SweepContext &ctx)
 		.interval_us(SweepContext::us(s.offline_ttl))
 		.int4(s.task_batch_size)
 		.int4(s.gc_batch_size);
-	n = execute(with_schema(preview_sql, s.app_schema), args, true);
+	n = execute(ctx.sql(preview_sql), args, true);
 	for (uint64 r = 0; r < n; r++)
 		rows.push_back(PreviewRow{static_cast<Stage>(row::int64_value(r, 1) & 0xFF),
 								  row::uuid(r, 2), row::text(r, 3)});

@@ -26,7 +26,7 @@ const char *const expire_sql =
 	"  FOR UPDATE SKIP LOCKED)"
 	" UPDATE @S@.agent_task_queue t"
 	" SET status = 'failed', failure_reason = 'queued_expired', error = 'task expired in queue',"
-	"     completed_at = pg_catalog.now()"
+	"     completed_at = pg_catalog.now()@LEASE_CLEAR@"
 	" FROM c WHERE t.id = c.id"
 	"   AND " QUEUED_EXPIRY_PREDICATE("$1")
 	" RETURNING t.id";
@@ -41,7 +41,7 @@ stage_queued_expiry(SweepContext &ctx, int64 ttl_us, int max_tasks)
 	uint64		n;
 
 	args.interval_us(ttl_us).int4(max_tasks);
-	n = execute(with_schema(expire_sql, ctx.settings.app_schema), args);
+	n = execute(ctx.sql(expire_sql), args);
 	for (uint64 r = 0; r < n; r++)
 		failed.push_back(row::uuid(r, 1));
 	ctx.tally.add(C_TASKS_FAILED_QUEUED_EXPIRED, failed.size());

@@ -6,10 +6,15 @@
  * The original deleted with `id NOT IN (SELECT runtime_id FROM agent)`, which
  * one NULL runtime_id turns into "delete nothing", and its cascade silently
  * destroyed queued work.  Here the agent check is NOT EXISTS, a runtime with
- * a non-terminal task is kept, and the delete locks its candidates first and
- * re-checks them with a fresh snapshot: a task inserted for the runtime
- * meanwhile either holds its key-share lock (the runtime is skipped) or has
- * committed (the re-check sees it).
+ * a non-terminal task is kept, and candidates are locked first and then
+ * re-checked with a fresh snapshot: a task inserted for the runtime
+ * meanwhile either still holds its key-share lock (the runtime is skipped)
+ * or has committed (the re-check sees it); once locked, no new task can
+ * reference the runtime until the delete commits.
+ *
+ * With gc_keep_history, the task history survives: a nullable runtime_id is
+ * detached before the delete, a NOT NULL one keeps the runtime (counted in
+ * gc_held_back).
  */
 #include "stages/stages.hpp"
 
@@ -28,10 +33,34 @@ const char *const lock_sql =
 	"SELECT r.id FROM @S@.agent_runtime r WHERE " GC_PREDICATE("$1")
 	" ORDER BY r.last_seen_at, r.id LIMIT $2 FOR UPDATE SKIP LOCKED";
 
-/* $1 TTL, $2 the locked candidates. */
+/* $1 TTL, $2 the locked candidates: those still eligible now. */
+const char *const recheck_sql =
+	"SELECT r.id FROM @S@.agent_runtime r WHERE r.id = ANY ($2) AND " GC_PREDICATE("$1");
+
+/* $1 runtimes about to be deleted: keep their terminal tasks. */
+const char *const detach_sql =
+	"UPDATE @S@.agent_task_queue SET runtime_id = NULL WHERE runtime_id = ANY ($1)";
+
+/* $1 runtimes to delete (locked and re-checked). */
 const char *const delete_sql =
-	"DELETE FROM @S@.agent_runtime r WHERE r.id = ANY ($2) AND " GC_PREDICATE("$1")
-	" RETURNING r.id, r.workspace_id";
+	"DELETE FROM @S@.agent_runtime r WHERE r.id = ANY ($1) RETURNING r.id, r.workspace_id";
+
+/* $1 TTL: runtimes that only their task history keeps (gc_keep_history). */
+const char *const held_back_sql =
+	"SELECT pg_catalog.count(*) FROM @S@.agent_runtime r WHERE " GC_BASE_PREDICATE("$1")
+	" AND EXISTS (SELECT 1 FROM @S@.agent_task_queue h WHERE h.runtime_id = r.id)";
+
+/* Runs a query whose first column is a uuid and collects it. */
+std::vector<Uuid>
+collect_ids(SweepContext &ctx, const char *sql, Args &args)
+{
+	std::vector<Uuid> ids;
+	uint64		n = execute(ctx.sql(sql), args);
+
+	for (uint64 r = 0; r < n; r++)
+		ids.push_back(row::uuid(r, 1));
+	return ids;
+}
 
 }							/* namespace */
 
@@ -39,27 +68,53 @@ std::vector<RuntimeRow>
 stage_runtime_gc(SweepContext &ctx, int64 ttl_us, int max_runtimes)
 {
 	std::vector<RuntimeRow> deleted;
+	bool		detach = ctx.settings.gc_keep_history && ctx.shape().task_runtime_nullable;
+
+	if (ctx.settings.gc_keep_history && !detach)
+	{
+		Args		args;
+
+		args.interval_us(ttl_us);
+		execute(ctx.sql(held_back_sql), args, true);
+		ctx.tally.add(C_GC_HELD_BACK, static_cast<uint64>(row::int64_value(0, 1)));
+	}
+
 	std::vector<Uuid> locked;
-	const std::string &schema = ctx.settings.app_schema;
 
 	{
 		Args		args;
-		uint64		n;
 
 		args.interval_us(ttl_us).int4(max_runtimes);
-		n = execute(with_schema(lock_sql, schema), args);
-		for (uint64 r = 0; r < n; r++)
-			locked.push_back(row::uuid(r, 1));
+		locked = collect_ids(ctx, lock_sql, args);
 	}
 	if (locked.empty())
 		return deleted;
 
+	std::vector<Uuid> doomed;
+
+	{
+		Args		args;
+
+		args.interval_us(ttl_us).uuid_array(locked);
+		doomed = collect_ids(ctx, recheck_sql, args);
+	}
+	if (doomed.empty())
+		return deleted;
+
+	if (detach)
+	{
+		Args		args;
+
+		args.uuid_array(doomed);
+		execute(ctx.sql(detach_sql), args);
+	}
+
 	{
 		Args		args;
 		uint64		n;
 
-		args.interval_us(ttl_us).uuid_array(locked);
-		n = execute(with_schema(delete_sql, schema), args);
+		args.uuid_array(doomed);
+		n = execute(ctx.sql(delete_sql), args);
 		for (uint64 r = 0; r < n; r++)
 			deleted.push_back(RuntimeRow{row::uuid(r, 1), row::uuid(r, 2)});
 	}

@@ -59,7 +59,7 @@ mass_offline_blocked(SweepContext &ctx, size_t flipping)
 
 	Args		args;
 
-	execute(with_schema(online_count_sql, ctx.settings.app_schema), args, true);
+	execute(ctx.sql(online_count_sql), args, true);
 
 	int64		online = row::int64_value(0, 1);
 
@@ -86,7 +86,6 @@ std::vector<RuntimeRow>
 stage_stale_runtimes(SweepContext &ctx, int64 stale_after_us)
 {
 	std::vector<RuntimeRow> flipped;
-	const std::string &schema = ctx.settings.app_schema;
 	std::vector<Uuid> candidates;
 
 	{
@@ -94,7 +93,7 @@ stage_stale_runtimes(SweepContext &ctx, int64 stale_after_us)
 		uint64		n;
 
 		args.interval_us(stale_after_us).int4(MAX_CANDIDATES);
-		n = execute(with_schema(candidates_sql, schema), args, true);
+		n = execute(ctx.sql(candidates_sql), args, true);
 		for (uint64 r = 0; r < n; r++)
 			candidates.push_back(row::uuid(r, 1));
 	}
@@ -119,7 +118,7 @@ stage_stale_runtimes(SweepContext &ctx, int64 stale_after_us)
 		uint64		n;
 
 		args.uuid_array(to_flip).interval_us(stale_after_us);
-		n = execute(with_schema(flip_sql, schema), args);
+		n = execute(ctx.sql(flip_sql), args);
 		for (uint64 r = 0; r < n; r++)
 		{
 			RuntimeRow	rt{row::uuid(r, 1), row::uuid(r, 2)};

@@ -16,17 +16,24 @@ namespace rs
 namespace
 {
 
-/* $1 dispatch timeout, $2 running timeout, $3 batch size. */
+/*
+ * $1 dispatch timeout, $2 running timeout, $3 batch size, $4 reconnect
+ * grace, $5 stale threshold.  The write re-checks status and age on the
+ * locked row; the runtime side of the rule was read with the candidates.
+ */
 const char *const fail_sql =
 	"WITH c AS ("
 	"  SELECT t.id FROM @S@.agent_task_queue t"
-	"  WHERE " STALE_TASK_PREDICATE("$1", "$2")
+	"  LEFT JOIN @S@.agent_runtime r ON r.id = t.runtime_id"
+	"  WHERE " STALE_TASK_PREDICATE("$1", "$2", "$4", "$5")
 	"  ORDER BY t.created_at, t.id LIMIT $3"
-	"  FOR UPDATE SKIP LOCKED)"
+	"  FOR UPDATE OF t SKIP LOCKED)"
 	" UPDATE @S@.agent_task_queue t"
 	" SET status = 'failed', failure_reason = 'timeout', error = 'task timed out',"
-	"     completed_at = pg_catalog.now()"
-	" FROM c WHERE t.id = c.id AND " STALE_TASK_PREDICATE("$1", "$2")
+	"     completed_at = pg_catalog.now()@LEASE_CLEAR@"
+	" FROM c WHERE t.id = c.id"
+	"   AND ((t.status = 'dispatched' AND t.dispatched_at < pg_catalog.now() - $1@LEASE_GUARD@)"
+	"        OR (t.status = 'running' AND t.started_at < pg_catalog.now() - $2))"
 	" RETURNING t.id";
 
 }							/* namespace */
@@ -38,8 +45,12 @@ stage_stale_tasks(SweepContext &ctx, int64 dispatch_timeout_us, int64 running_ti
 	Args		args;
 	uint64		n;
 
-	args.interval_us(dispatch_timeout_us).interval_us(running_timeout_us).int4(max_tasks);
-	n = execute(with_schema(fail_sql, ctx.settings.app_schema), args);
+	args.interval_us(dispatch_timeout_us)
+		.interval_us(running_timeout_us)
+		.int4(max_tasks)
+		.interval_us(SweepContext::us(ctx.settings.reconnect_grace))
+		.interval_us(SweepContext::us(ctx.settings.stale_threshold));
+	n = execute(ctx.sql(fail_sql), args);
 	for (uint64 r = 0; r < n; r++)
 		failed.push_back(row::uuid(r, 1));
 	ctx.tally.add(C_TASKS_FAILED_TIMEOUT, failed.size());
