@@ -114,6 +114,63 @@ CREATE VIEW runtime_sweeper.status AS SELECT * FROM runtime_sweeper._status();
 -- One row per database and stage: runs, rows affected, errors, last error.
 CREATE VIEW runtime_sweeper.stage_status AS SELECT * FROM runtime_sweeper._stage_status();
 
+-- The partial indexes the stages and the schedule use, as CREATE INDEX
+-- CONCURRENTLY statements, for those the application schema lacks.  Every
+-- stage is correct without them; with them an idle tick costs a few index
+-- probes whatever the table sizes.  An existing valid index whose first
+-- column is the same and whose predicate (if any) names the same status
+-- counts as present.
+CREATE FUNCTION runtime_sweeper.missing_indexes()
+RETURNS TABLE (table_name text, index_name text, ddl text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_schema text := current_setting('runtime_sweeper.app_schema');
+    a record;
+BEGIN
+    FOR a IN
+        SELECT * FROM (VALUES
+            (1, 'agent_runtime', 'last_seen_at', 'online', 'agent_runtime_online_last_seen_idx',
+             '(last_seen_at) WHERE status = ''online'''),
+            (2, 'agent_runtime', 'last_seen_at', 'offline', 'agent_runtime_offline_last_seen_idx',
+             '(last_seen_at) WHERE status = ''offline'''),
+            (3, 'agent_task_queue', 'dispatched_at', 'dispatched', 'agent_task_queue_dispatched_at_idx',
+             '(dispatched_at) WHERE status = ''dispatched'''),
+            (4, 'agent_task_queue', 'started_at', 'running', 'agent_task_queue_running_started_at_idx',
+             '(started_at) WHERE status = ''running'''),
+            (5, 'agent_task_queue', 'created_at', 'queued', 'agent_task_queue_queued_created_at_idx',
+             '(created_at, id) WHERE status = ''queued'''),
+            (6, 'agent_task_queue', 'runtime_id', NULL, 'agent_task_queue_runtime_id_idx',
+             '(runtime_id)'),
+            (7, 'agent_task_queue', 'agent_id', NULL, 'agent_task_queue_agent_id_idx',
+             '(agent_id)'),
+            (8, 'agent_task_queue', 'issue_id', NULL, 'agent_task_queue_issue_id_idx',
+             '(issue_id)'),
+            (9, 'agent', 'runtime_id', NULL, 'agent_runtime_id_idx',
+             '(runtime_id)')
+        ) AS v(ord, tbl, col, status, idx, spec)
+        ORDER BY ord
+    LOOP
+        CONTINUE WHEN to_regclass(format('%I.%I', v_schema, a.tbl)) IS NULL;
+        CONTINUE WHEN EXISTS (
+            SELECT 1
+            FROM pg_index i
+            JOIN pg_attribute att ON att.attrelid = i.indrelid AND att.attnum = i.indkey[0]
+            WHERE i.indrelid = format('%I.%I', v_schema, a.tbl)::regclass
+              AND i.indisvalid
+              AND att.attname = a.col
+              AND (i.indpred IS NULL
+                   OR (a.status IS NOT NULL
+                       AND pg_get_expr(i.indpred, i.indrelid) LIKE '%''' || a.status || '''%')));
+        table_name := format('%I.%I', v_schema, a.tbl);
+        index_name := a.idx;
+        ddl := format('CREATE INDEX CONCURRENTLY %I ON %I.%I %s', a.idx, v_schema, a.tbl, a.spec);
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
 -- Nothing is open to PUBLIC: the operator grants what each role needs.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA runtime_sweeper FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA runtime_sweeper FROM PUBLIC;

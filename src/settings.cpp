@@ -13,7 +13,11 @@
 
 extern "C"
 {
+#include "catalog/pg_class_d.h"
+#include "catalog/pg_type_d.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/varlena.h"
 }
 
 namespace
@@ -32,6 +36,7 @@ int			guc_offline_ttl = 7 * 24 * 3600;
 int			guc_reconnect_grace = 0;
 int			guc_task_batch_size = 10000;
 int			guc_gc_batch_size = 100;
+int			guc_drain_budget_ms = 10000;
 int			guc_lock_timeout_ms = 1000;
 int			guc_statement_timeout_ms = 30000;
 bool		guc_quiet_agent_reconcile = false;
@@ -118,14 +123,25 @@ check_role(char **newval, void **extra, GucSource source)
 }
 
 /*
- * runtime_sweeper.liveness_relation: a possibly schema-qualified name.  Its
- * existence is checked where the worker can look at the catalog; here only
- * the syntax, so that a reload from postgresql.conf never fails outside a
- * transaction.
+ * runtime_sweeper.liveness_relation: relation or schema.relation (an
+ * unqualified name is looked up in app_schema).  The syntax is always
+ * checked.  A SET in a session also checks that the relation exists and has
+ * a runtime_id column of type uuid or text; ALTER DATABASE/ROLE SET only
+ * notes a problem; postgresql.conf reloads (no catalog access) are accepted
+ * and the worker reports a bad relation through the status view and one log
+ * line.
  */
 static bool
 check_liveness_relation(char **newval, void **extra, GucSource source)
 {
+	char		buf[2 * NAMEDATALEN + 8];
+	char		problem[3 * NAMEDATALEN + 128];
+	List	   *parts = NIL;
+	const char *schema;
+	const char *relname;
+	Oid			nsp;
+	Oid			relid;
+
 	if (*newval == nullptr || **newval == '\0')
 		return true;
 	if (strlen(*newval) >= 2 * NAMEDATALEN)
@@ -133,7 +149,64 @@ check_liveness_relation(char **newval, void **extra, GucSource source)
 		GUC_check_errmsg("runtime_sweeper.liveness_relation is too long");
 		return false;
 	}
-	return true;
+	strlcpy(buf, *newval, sizeof(buf));
+	if (!SplitIdentifierString(buf, '.', &parts) ||
+		list_length(parts) < 1 || list_length(parts) > 2)
+	{
+		list_free(parts);
+		GUC_check_errmsg("runtime_sweeper.liveness_relation \"%s\" is not a relation name", *newval);
+		GUC_check_errhint("Write relation or schema.relation; double-quote names with upper case or special characters.");
+		return false;
+	}
+	if (!IsTransactionState() || (source != PGC_S_SESSION && source != PGC_S_TEST))
+	{
+		list_free(parts);
+		return true;
+	}
+
+	schema = list_length(parts) == 2 ? static_cast<const char *>(linitial(parts))
+		: (guc_app_schema ? guc_app_schema : "public");
+	relname = static_cast<const char *>(llast(parts));
+	problem[0] = '\0';
+	nsp = get_namespace_oid(schema, true);
+	relid = OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
+	if (!OidIsValid(relid))
+		snprintf(problem, sizeof(problem), "relation \"%s.%s\" does not exist", schema, relname);
+	else
+	{
+		char		relkind = get_rel_relkind(relid);
+		AttrNumber	attnum = get_attnum(relid, "runtime_id");
+		Oid			atttype = attnum != InvalidAttrNumber ? get_atttype(relid, attnum) : InvalidOid;
+
+		if (relkind != RELKIND_RELATION && relkind != RELKIND_VIEW &&
+			relkind != RELKIND_MATVIEW && relkind != RELKIND_FOREIGN_TABLE &&
+			relkind != RELKIND_PARTITIONED_TABLE)
+			snprintf(problem, sizeof(problem), "\"%s.%s\" is not a table, view or foreign table",
+					 schema, relname);
+		else if (attnum == InvalidAttrNumber)
+			snprintf(problem, sizeof(problem), "relation \"%s.%s\" has no column \"runtime_id\"",
+					 schema, relname);
+		else if (atttype != UUIDOID && atttype != TEXTOID && atttype != VARCHAROID)
+			snprintf(problem, sizeof(problem),
+					 "column \"runtime_id\" of relation \"%s.%s\" must be of type uuid or text",
+					 schema, relname);
+	}
+	list_free(parts);
+	if (problem[0] == '\0')
+		return true;
+	if (source == PGC_S_TEST)
+	{
+		/* ALTER DATABASE/ROLE SET: the relation may be created later. */
+		ereport(NOTICE,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("runtime_sweeper.liveness_relation: %s", problem)));
+		return true;
+	}
+	GUC_check_errcode(ERRCODE_UNDEFINED_OBJECT);
+	GUC_check_errmsg("invalid runtime_sweeper.liveness_relation: %s", problem);
+	GUC_check_errhint("Name a table, view or foreign table with a runtime_id column (uuid or text) "
+					  "listing the live runtimes; an unqualified name is looked up in runtime_sweeper.app_schema.");
+	return false;
 }
 
 /* runtime_sweeper.redis_url: must parse; the message never shows the password. */
@@ -141,6 +214,7 @@ static bool
 check_redis_url(char **newval, void **extra, GucSource source)
 {
 	bool		ok = false;
+	bool		has_password = false;
 	char		message[256];
 
 	message[0] = '\0';
@@ -152,6 +226,7 @@ check_redis_url(char **newval, void **extra, GucSource source)
 		ok = rs::parse_redis_url(*newval, &target, &error);
 		if (!ok)
 			strlcpy(message, error.c_str(), sizeof(message));
+		has_password = ok && !target.password.empty();
 	}
 	catch (...)
 	{
@@ -161,8 +236,48 @@ check_redis_url(char **newval, void **extra, GucSource source)
 	{
 		GUC_check_errmsg("invalid runtime_sweeper.redis_url: %s", message);
 		GUC_check_errhint("Use redis://[:password@]host[:port][/db] or unix:///path/to/socket.");
+		return false;
 	}
-	return ok;
+	/*
+	 * ALTER DATABASE/ROLE SET and CREATE FUNCTION ... SET validate with
+	 * PGC_S_TEST and store the value in catalogs every role can read.
+	 */
+	if (has_password && source == PGC_S_TEST)
+	{
+		GUC_check_errmsg("a runtime_sweeper.redis_url with a password cannot be stored per database, role or function");
+		GUC_check_errdetail("pg_db_role_setting and pg_proc are readable by every role.");
+		GUC_check_errhint("Set it in postgresql.conf or with ALTER SYSTEM.");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * SHOW and current_setting() print runtime_sweeper.redis_url with its
+ * password masked, so that no role (pg_read_all_settings members included)
+ * can read the password through them.  The setting is also left out of
+ * SHOW ALL and pg_settings (GUC_NO_SHOW_ALL), whose reset_val column would
+ * print the postgresql.conf value unmasked.
+ */
+static const char *
+show_redis_url(void)
+{
+	static char shown[1024];
+	const char *url = guc_redis_url ? guc_redis_url : "";
+	const char *auth;
+	const char *at;
+	const char *colon;
+	const char *secret;
+
+	if (strncmp(url, "redis://", 8) != 0 || (at = strrchr(url + 8, '@')) == nullptr)
+		return url;
+	auth = url + 8;
+	colon = static_cast<const char *>(memchr(auth, ':', at - auth));
+	secret = colon ? colon + 1 : auth;
+	if (secret >= at)
+		return url;
+	snprintf(shown, sizeof(shown), "%.*s********%s", static_cast<int>(secret - url), url, at);
+	return shown;
 }
 
 /* runtime_sweeper.redis_key_prefix: any text, but bounded. */
@@ -194,14 +309,21 @@ define_seconds(const char *name, const char *desc, int *var, int def, int min)
 void
 define_settings()
 {
+	/*
+	 * PostgreSQL allows PGC_POSTMASTER variables only while preloading (else
+	 * FATAL).  Loaded later there is no worker, so database and role are
+	 * informational only.
+	 */
+	GucContext	worker_only = process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP;
+
 	DefineCustomStringVariable("runtime_sweeper.database",
 							   "Database the sweeper worker connects to.",
 							   nullptr, &guc_database, "postgres",
-							   PGC_POSTMASTER, 0, check_database, nullptr, nullptr);
+							   worker_only, 0, check_database, nullptr, nullptr);
 	DefineCustomStringVariable("runtime_sweeper.role",
 							   "Role the sweeper worker runs as (empty: the bootstrap superuser).",
 							   nullptr, &guc_role, "",
-							   PGC_POSTMASTER, 0, check_role, nullptr, nullptr);
+							   worker_only, 0, check_role, nullptr, nullptr);
 	DefineCustomBoolVariable("runtime_sweeper.enabled",
 							 "Whether the worker sweeps (off pauses it).",
 							 nullptr, &guc_enabled, true,
@@ -240,6 +362,10 @@ define_settings()
 							"Most runtimes deleted by garbage collection in one transaction.",
 							nullptr, &guc_gc_batch_size, 100, 1, 100000,
 							PGC_SUSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("runtime_sweeper.drain_budget",
+							"Time one tick may spend draining full batches before yielding to the schedule.",
+							nullptr, &guc_drain_budget_ms, 10000, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("runtime_sweeper.lock_timeout",
 							"lock_timeout of the worker's sweep transactions.",
 							nullptr, &guc_lock_timeout_ms, 1000, 1, INT_MAX,
@@ -299,7 +425,7 @@ define_settings()
 	DefineCustomStringVariable("runtime_sweeper.redis_url",
 							   "Redis holding heartbeat keys: redis://[:password@]host[:port][/db] or unix:///path.",
 							   nullptr, &guc_redis_url, "redis://127.0.0.1:6379",
-							   PGC_SUSET, GUC_SUPERUSER_ONLY, check_redis_url, nullptr, nullptr);
+							   PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL, check_redis_url, nullptr, show_redis_url);
 	DefineCustomStringVariable("runtime_sweeper.redis_key_prefix",
 							   "Prefix of the Redis heartbeat keys.",
 							   nullptr, &guc_redis_key_prefix, "mul:runtime:hb:",
@@ -341,6 +467,7 @@ Settings::current()
 	s.reconnect_grace = guc_reconnect_grace;
 	s.task_batch_size = guc_task_batch_size;
 	s.gc_batch_size = guc_gc_batch_size;
+	s.drain_budget_ms = guc_drain_budget_ms;
 	s.lock_timeout_ms = guc_lock_timeout_ms;
 	s.statement_timeout_ms = guc_statement_timeout_ms;
 	s.quiet_agent_reconcile = guc_quiet_agent_reconcile;

@@ -36,6 +36,7 @@ struct Settings
 	int			reconnect_grace;
 	int			task_batch_size;
 	int			gc_batch_size;
+	int			drain_budget_ms;
 	int			lock_timeout_ms;
 	int			statement_timeout_ms;
 	bool		quiet_agent_reconcile;

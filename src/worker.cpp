@@ -6,13 +6,15 @@
  * Every stage of a tick runs in a transaction of its own, so a stage that
  * fails (a trigger that raises, a lock timeout, a dropped table) is rolled
  * back alone, counted, logged once per distinct error, and the later stages
- * and later ticks still run.  The worker exits only on SIGTERM or postmaster
- * death.
+ * and later ticks still run.  A stage that fills its batch goes on with the
+ * next batch in a new transaction, up to runtime_sweeper.drain_budget per
+ * tick.  The worker exits only on SIGTERM or postmaster death.
  */
 #include "schedule.hpp"
 #include "stages/stages.hpp"
 
 #include <cstring>
+#include <functional>
 
 extern "C"
 {
@@ -26,7 +28,6 @@ extern "C"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
-#include "utils/ps_status.h"
 
 PGDLLEXPORT void runtime_sweeper_worker_main(Datum main_arg);
 }
@@ -36,14 +37,6 @@ namespace
 
 constexpr int ERROR_TEXT = 512;
 
-/* What one stage transaction produced, copied out before its memory goes. */
-struct StageOutcome
-{
-	bool		ok;
-	rs::Tally	tally;
-	char		error[ERROR_TEXT];
-};
-
 /* The last error logged per stage: the same error is logged once, not per tick. */
 char		last_logged_error[rs::STAGE_COUNT][ERROR_TEXT];
 
@@ -52,34 +45,33 @@ char		last_wait_reason[ERROR_TEXT];
 
 /* Applies the sweep's lock and statement timeouts to the current transaction. */
 void
-apply_timeouts(const rs::Settings *settings)
+apply_timeouts(const rs::Settings &settings)
 {
 	char		value[32];
 
-	snprintf(value, sizeof(value), "%d", settings->lock_timeout_ms);
+	snprintf(value, sizeof(value), "%d", settings.lock_timeout_ms);
 	set_config_option("lock_timeout", value, PGC_SUSET, PGC_S_SESSION,
 					  GUC_ACTION_LOCAL, true, 0, false);
-	snprintf(value, sizeof(value), "%d", settings->statement_timeout_ms);
+	snprintf(value, sizeof(value), "%d", settings.statement_timeout_ms);
 	set_config_option("statement_timeout", value, PGC_SUSET, PGC_S_SESSION,
 					  GUC_ACTION_LOCAL, true, 0, false);
 }
 
 /*
- * Runs one stage in its own transaction.  The PG_TRY here catches every
- * error of the transaction; the stage's C++ objects live only inside
- * cpp_entry, which has unwound them before any error reaches this frame.
+ * Runs body in a transaction of its own, with an SPI connection and the
+ * sweep's timeouts.  Returns false with the error message when anything in
+ * it raised; the transaction is then rolled back.  The PG_TRY here catches
+ * every error of the transaction; body's C++ objects live only inside
+ * cpp_entry, which has unwound them before an error reaches this frame.
  */
-void
-stage_transaction(rs::Stage stage, const rs::Settings *settings, bool offline_allowed,
-				  StageOutcome *out)
+bool
+in_transaction(const rs::Settings &settings, const char *activity,
+			   const std::function<void()> &body, char *error)
 {
 	MemoryContext worker_context = CurrentMemoryContext;
-	char		activity[64];
+	volatile bool ok = false;
 
-	snprintf(activity, sizeof(activity), "runtime_sweeper: %s", rs::stage_name(stage));
-	out->ok = false;
-	out->error[0] = '\0';
-
+	error[0] = '\0';
 	PG_TRY();
 	{
 		SetCurrentStatementStartTimestamp();
@@ -88,20 +80,13 @@ stage_transaction(rs::Stage stage, const rs::Settings *settings, bool offline_al
 		pgstat_report_activity(STATE_RUNNING, activity);
 		apply_timeouts(settings);
 		rs::cpp_entry([&]() {
-			rs::SweepContext ctx(*settings);
+			rs::SpiConnection spi;
 
-			ctx.worker_tick = true;
-			ctx.offline_allowed = offline_allowed;
-			{
-				rs::SpiConnection spi;
-
-				rs::run_stage(stage, ctx);
-			}
-			out->tally = ctx.tally;
+			body();
 		});
 		PopActiveSnapshot();
 		CommitTransactionCommand();
-		out->ok = true;
+		ok = true;
 	}
 	PG_CATCH();
 	{
@@ -110,28 +95,29 @@ stage_transaction(rs::Stage stage, const rs::Settings *settings, bool offline_al
 		MemoryContextSwitchTo(worker_context);
 		edata = CopyErrorData();
 		FlushErrorState();
-		strlcpy(out->error, edata->message ? edata->message : "unknown error", ERROR_TEXT);
+		strlcpy(error, edata->message ? edata->message : "unknown error", ERROR_TEXT);
 		FreeErrorData(edata);
 		AbortCurrentTransaction();
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(worker_context);
 	pgstat_report_activity(STATE_IDLE, nullptr);
+	return ok;
 }
 
 /* Publishes a stage's outcome and logs errors once per distinct message. */
 void
-report_stage(rs::Stage stage, const StageOutcome *out, int64 duration_us)
+report_stage(rs::Stage stage, bool ok, const rs::Tally &tally, const char *error, int64 duration_us)
 {
 	char	   *last = last_logged_error[stage];
 
-	if (out->ok)
+	if (ok)
 	{
-		rs::stats_stage_done(stage, out->tally, duration_us);
-		if (out->tally.affected > 0)
+		rs::stats_stage_done(stage, tally, duration_us);
+		if (tally.affected > 0)
 			ereport(LOG,
 					(errmsg("runtime_sweeper: %s: %llu affected", rs::stage_name(stage),
-							static_cast<unsigned long long>(out->tally.affected))));
+							static_cast<unsigned long long>(tally.affected))));
 		if (last[0] != '\0')
 		{
 			ereport(LOG, (errmsg("runtime_sweeper: stage %s succeeds again", rs::stage_name(stage))));
@@ -140,61 +126,89 @@ report_stage(rs::Stage stage, const StageOutcome *out, int64 duration_us)
 		return;
 	}
 
-	rs::stats_stage_failed(stage, out->error);
-	if (strcmp(last, out->error) != 0)
+	rs::stats_stage_failed(stage, error);
+	if (strcmp(last, error) != 0)
 	{
 		ereport(WARNING,
-				(errmsg("runtime_sweeper: stage %s failed: %s", rs::stage_name(stage), out->error),
+				(errmsg("runtime_sweeper: stage %s failed: %s", rs::stage_name(stage), error),
 				 errdetail("The stage was rolled back; the other stages ran. "
 						   "The same error is not logged again until it changes.")));
-		strlcpy(last, out->error, ERROR_TEXT);
+		strlcpy(last, error, ERROR_TEXT);
+	}
+}
+
+/* The batch size that, when filled, means more rows are waiting. */
+int
+batch_limit(rs::Stage stage, const rs::Settings &s)
+{
+	switch (stage)
+	{
+		case rs::STAGE_OFFLINE_TASKS:
+		case rs::STAGE_STALE_TASKS:
+			return s.task_batch_size;
+		case rs::STAGE_QUEUED_EXPIRY:
+			return s.queued_batch_size;
+		case rs::STAGE_RUNTIME_GC:
+			return s.gc_batch_size;
+		default:
+			return 0;
 	}
 }
 
 /*
- * Whether the extension and the application tables exist.  On false, reason
- * says what is missing.
+ * Whether the extension and the application tables exist.  On false,
+ * reason says what is missing.
  */
 bool
-sweepable(const rs::Settings *settings, char *reason)
+sweepable(const rs::Settings &settings, char *reason)
 {
-	MemoryContext worker_context = CurrentMemoryContext;
-	volatile bool ready = false;
+	bool		ready = false;
+	char		error[ERROR_TEXT];
 
 	reason[0] = '\0';
-	PG_TRY();
-	{
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		if (!OidIsValid(get_extension_oid("runtime_sweeper", true)))
+	if (!in_transaction(settings, "runtime_sweeper: checking schema", [&]() {
+		if (!OidIsValid(rs::pg_call([]() { return get_extension_oid("runtime_sweeper", true); })))
+		{
 			strlcpy(reason, "extension \"runtime_sweeper\" is not installed", ERROR_TEXT);
+			return;
+		}
+
+		std::string missing;
+
+		if (rs::app_schema_ready(settings, &missing))
+			ready = true;
 		else
-			rs::cpp_entry([&]() {
-				std::string missing;
-
-				if (rs::app_schema_ready(*settings, &missing))
-					ready = true;
-				else
-					snprintf(reason, ERROR_TEXT, "table %s does not exist", missing.c_str());
-			});
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(worker_context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		strlcpy(reason, edata->message ? edata->message : "unknown error", ERROR_TEXT);
-		FreeErrorData(edata);
-		AbortCurrentTransaction();
-		ready = false;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(worker_context);
+			snprintf(reason, ERROR_TEXT, "table %s does not exist", missing.c_str());
+	}, error))
+		strlcpy(reason, error, ERROR_TEXT);
 	return ready;
+}
+
+/* Logs the index advice once per worker start and schema. */
+void
+log_index_advice(const rs::Settings &settings)
+{
+	static std::string advised_schema;
+	char		error[ERROR_TEXT];
+
+	if (advised_schema == settings.app_schema)
+		return;
+	advised_schema = settings.app_schema;
+	in_transaction(settings, "runtime_sweeper: index advice", [&]() {
+		rs::Args	args;
+		uint64		n = rs::execute("SELECT ddl FROM runtime_sweeper.missing_indexes()", args, true);
+
+		for (uint64 r = 0; r < n; r++)
+		{
+			std::string ddl = rs::row::text(r, 1);
+
+			rs::pg_guard([&]() {
+				ereport(LOG,
+						(errmsg("runtime_sweeper: an index would make the sweep cheaper: %s", ddl.c_str()),
+						 errhint("See runtime_sweeper.missing_indexes(); every stage stays correct without it.")));
+			});
+		}
+	}, error);
 }
 
 /* Logs why the worker waits, once per reason. */
@@ -230,10 +244,12 @@ struct OutageGuard
 {
 	TimestampTz hold_until = 0;
 	TimestampTz last_tick_end = 0;
+	bool		announced = false;	/* the current hold has been logged */
 
 	void		hold(const rs::Settings &s, TimestampTz now)
 	{
 		hold_until = now + static_cast<int64>(s.stale_threshold) * USECS_PER_SEC;
+		announced = false;
 	}
 
 	bool		allows_offline(const rs::Settings &s, TimestampTz now)
@@ -245,69 +261,120 @@ struct OutageGuard
 	}
 };
 
-/* One tick: every stage in order, each in its own transaction. */
-void
+/*
+ * One tick: every stage in order, each in its own transaction, batch after
+ * batch while a stage fills its batch and the drain budget lasts.  Returns
+ * the next row deadline (0 when unknown).
+ */
+TimestampTz
 tick(const rs::Settings &settings, OutageGuard &guard, TimestampTz start)
 {
 	bool		offline_allowed = guard.allows_offline(settings, start);
+	TimestampTz budget_end = start + static_cast<int64>(settings.drain_budget_ms) * 1000;
+	char		error[ERROR_TEXT];
+	char		activity[64];
+	bool		deferred = false;
 
 	rs::stats_tick_started(start);
 	for (int i = 0; i < rs::STAGE_COUNT; i++)
 	{
 		rs::Stage	stage = static_cast<rs::Stage>(i);
-		StageOutcome out;
-		TimestampTz stage_start = GetCurrentTimestamp();
+		int			limit = batch_limit(stage, settings);
 
-		CHECK_FOR_INTERRUPTS();
-		stage_transaction(stage, &settings, offline_allowed, &out);
-		report_stage(stage, &out, GetCurrentTimestamp() - stage_start);
+		snprintf(activity, sizeof(activity), "runtime_sweeper: %s", rs::stage_name(stage));
+		for (;;)
+		{
+			rs::Tally	tally;
+			TimestampTz stage_start = GetCurrentTimestamp();
+			bool		ok;
+
+			CHECK_FOR_INTERRUPTS();
+			ok = in_transaction(settings, activity, [&]() {
+				rs::SweepContext ctx(settings);
+
+				ctx.worker_tick = true;
+				ctx.offline_allowed = offline_allowed;
+				rs::run_stage(stage, ctx);
+				tally = ctx.tally;
+			}, error);
+			report_stage(stage, ok, tally, error, GetCurrentTimestamp() - stage_start);
+			if (tally.counters[rs::C_OUTAGE_DEFERRED] > 0)
+				deferred = true;
+			if (!ok || limit == 0 || tally.affected < static_cast<uint64>(limit) ||
+				GetCurrentTimestamp() >= budget_end)
+				break;
+		}
 	}
 	guard.last_tick_end = GetCurrentTimestamp();
+	if (!offline_allowed && !guard.announced)
+	{
+		guard.announced = true;
+		ereport(LOG,
+				(errmsg("runtime_sweeper: outage guard: no runtime is marked offline before %s",
+						timestamptz_to_str(guard.hold_until)),
+				 errdetail("After a start, a promotion or a pause longer than the stale threshold, heartbeats get one full threshold to arrive.")));
+	}
+
+	TimestampTz deadline = 0;
+
+	in_transaction(settings, "runtime_sweeper: scheduling", [&]() {
+		rs::SweepContext ctx(settings);
+
+		deadline = rs::next_row_deadline(ctx);
+	}, error);
+	/* Runtimes the guard held are due the moment it lets go. */
+	if (deferred && (deadline == 0 || guard.hold_until < deadline))
+		deadline = guard.hold_until;
+	return deadline;
 }
 
-/* The latch loop; returns only by process exit. */
+/* Waits until due or until the latch is set; handles reloads. */
+void
+wait_until(TimestampTz due)
+{
+	long		delay_ms = rs::delay_until_ms(due, GetCurrentTimestamp());
+
+	rs::stats_next_tick(due);
+	if (delay_ms > 0)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 delay_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		rs::pg_guard([]() { ProcessConfigFile(PGC_SIGHUP); });
+	}
+}
+
+/*
+ * The latch loop; returns only by process exit.  A wake() or a reload
+ * sets the latch and ticks at once; otherwise the schedule says when.
+ */
 void
 worker_loop()
 {
 	OutageGuard guard;
 	TimestampTz last_tick_start = 0;
+	TimestampTz row_deadline = 0;
 	bool		was_in_recovery = false;
-	bool		first = true;
 
+	guard.hold(rs::Settings::current(), GetCurrentTimestamp());
 	for (;;)
 	{
 		rs::Settings settings = rs::Settings::current();
-		TimestampTz now = GetCurrentTimestamp();
-		long		delay_ms = rs::next_tick_delay_ms(settings, last_tick_start, now);
+		TimestampTz now;
 
-		if (first)
+		if (last_tick_start != 0)
 		{
-			guard.hold(settings, now);
-			first = false;
-			delay_ms = 0;
-		}
-		if (delay_ms > 0)
-		{
-			int			rc;
-
-			rs::stats_next_tick(now + static_cast<int64>(delay_ms) * 1000);
-			rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						   delay_ms, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-			if (ConfigReloadPending)
-			{
-				ConfigReloadPending = false;
-				rs::pg_guard([]() { ProcessConfigFile(PGC_SIGHUP); });
-			}
-			/* A wake() or a reload ticks now; a plain timeout re-checks the schedule. */
-			if (!(rc & WL_LATCH_SET))
-				continue;
+			wait_until(rs::next_tick_time(settings, last_tick_start, row_deadline));
 			settings = rs::Settings::current();
-			now = GetCurrentTimestamp();
 		}
-
+		now = GetCurrentTimestamp();
 		last_tick_start = now;
+		row_deadline = 0;
 
 		if (RecoveryInProgress())
 		{
@@ -330,15 +397,17 @@ worker_loop()
 
 		char		reason[ERROR_TEXT];
 
-		if (!sweepable(&settings, reason))
+		if (!sweepable(settings, reason))
 		{
 			rs::stats_worker_state(rs::WorkerState::WaitingForSchema);
 			note_waiting(reason);
 			continue;
 		}
 		note_sweeping();
-		tick(settings, guard, now);
-		rs::stats_tick_finished(now, GetCurrentTimestamp(), rs::next_tick_time(settings, now));
+		log_index_advice(settings);
+		row_deadline = tick(settings, guard, now);
+		rs::stats_tick_finished(now, GetCurrentTimestamp(),
+								rs::next_tick_time(settings, now, row_deadline));
 	}
 }
 
