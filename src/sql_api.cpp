@@ -18,9 +18,15 @@ namespace
 class ResultSet
 {
 public:
-	explicit ResultSet(FunctionCallInfo fcinfo) : rsinfo_(reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo))
+	/*
+	 * flags: MAT_SRF_USE_EXPECTED_DESC for a function returning a set of one
+	 * scalar column (RETURNS TABLE with one column), whose result type is not
+	 * a row type.
+	 */
+	explicit ResultSet(FunctionCallInfo fcinfo, bits32 flags = 0)
+		: rsinfo_(reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo))
 	{
-		pg_guard([&]() { InitMaterializedSRF(fcinfo, 0); });
+		pg_guard([&]() { InitMaterializedSRF(fcinfo, flags); });
 	}
 
 	/* Adds one row; values must stay valid for the duration of the call. */
@@ -221,7 +227,7 @@ Datum
 runtime_sweeper_expire_queued_tasks(PG_FUNCTION_ARGS)
 {
 	return cpp_entry([&]() {
-		ResultSet	rs(fcinfo);
+		ResultSet	rs(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 		SweepContext ctx(Settings::current());
 		int64		ttl = interval_arg(fcinfo, 0, "ttl", ctx.settings.queued_ttl);
 		int			max_tasks = batch_arg(fcinfo, 1, "max_tasks", ctx.settings.queued_batch_size);
@@ -271,9 +277,18 @@ runtime_sweeper_refresh_agent_status(PG_FUNCTION_ARGS)
 
 		memcpy(&agent, PG_GETARG_UUID_P(0), sizeof(agent));
 
-		SpiConnection spi;
-		std::optional<std::string> status = reconcile_agents(ctx, {agent});
+		std::optional<std::string> status;
 
+		/*
+		 * SPI is finished before the result is built: a text palloc'd while
+		 * connected would live in SPI's procedure context and be freed by
+		 * SPI_finish before the caller reads it.
+		 */
+		{
+			SpiConnection spi;
+
+			status = reconcile_agents(ctx, {agent});
+		}
 		stats_count(ctx.tally);
 		if (!status)
 			return (Datum) 0;
