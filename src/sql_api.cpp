@@ -39,7 +39,10 @@ private:
 	ReturnSetInfo *rsinfo_;
 };
 
-/* Microseconds of an interval argument; NULL means the setting. */
+/*
+ * Microseconds of an interval argument; NULL means the setting.  A negative
+ * one is the caller's mistake (invalid_parameter_value), not an internal error.
+ */
 int64
 interval_arg(FunctionCallInfo fcinfo, int argno, const char *argname, int setting_seconds)
 {
@@ -50,11 +53,15 @@ interval_arg(FunctionCallInfo fcinfo, int argno, const char *argname, int settin
 	int64		us = iv->time + (static_cast<int64>(iv->month) * DAYS_PER_MONTH + iv->day) * USECS_PER_DAY;
 
 	if (us < 0)
-		throw Failure(std::string(argname) + " must not be negative");
+		pg_guard([&]() {
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("runtime_sweeper: %s must not be negative", argname)));
+		});
 	return us;
 }
 
-/* A positive batch size argument; NULL means the setting. */
+/* A positive batch size argument; NULL means the setting; below 1 is invalid_parameter_value. */
 int
 batch_arg(FunctionCallInfo fcinfo, int argno, const char *argname, int setting)
 {
@@ -64,7 +71,11 @@ batch_arg(FunctionCallInfo fcinfo, int argno, const char *argname, int setting)
 	int			n = PG_GETARG_INT32(argno);
 
 	if (n < 1)
-		throw Failure(std::string(argname) + " must be at least 1");
+		pg_guard([&]() {
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("runtime_sweeper: %s must be at least 1", argname)));
+		});
 	return n;
 }
 

@@ -45,8 +45,17 @@ stage_queued_expiry(SweepContext &ctx, int64 ttl_us, int max_tasks)
 	for (uint64 r = 0; r < n; r++)
 		failed.push_back(row::uuid(r, 1));
 	ctx.tally.add(C_TASKS_FAILED_QUEUED_EXPIRED, failed.size());
-	handle_failed_tasks(ctx, failed);
-	return failed;
+
+	/*
+	 * RETURNING gives no order; hand back the tasks in the order they were
+	 * handled (oldest first), as the other task stages do.
+	 */
+	std::vector<FailedTaskRow> handled = handle_failed_tasks(ctx, failed);
+	std::vector<Uuid> ordered;
+
+	for (const FailedTaskRow &task : handled)
+		ordered.push_back(task.task_id);
+	return ordered;
 }
 
 }							/* namespace rs */
