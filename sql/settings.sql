@@ -3,8 +3,8 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS runtime_sweeper;
 RESET client_min_messages;
 
--- Every setting with its default, unit and context: database and role need a
--- restart (postmaster), every other one is superuser-settable (superuser).
+-- Every setting with its default, unit and context: database (reload) and
+-- role (restart) belong to the worker; every other one is superuser-settable.
 SELECT name, setting, unit, context, vartype
 FROM pg_settings
 WHERE name LIKE 'runtime_sweeper.%'
