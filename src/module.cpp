@@ -2,6 +2,7 @@
  * module.cpp
  *	  _PG_init: settings, shared memory, worker registration.  Nothing else.
  */
+#include "liveness/liveness.hpp"
 #include "settings.hpp"
 #include "stats.hpp"
 
@@ -55,6 +56,8 @@ _PG_init(void)
 	BackgroundWorker worker;
 
 	rs::cpp_entry([]() { rs::define_settings(); });
+	/* The Redis password must never reach the log (e.g. "parameter changed to"). */
+	rs::install_redis_log_redaction();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
@@ -64,15 +67,18 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = runtime_sweeper_shmem_startup;
 
+	/*
+	 * The launcher starts one worker per listed database.  Started on a hot
+	 * standby too, so that its workers sweep as soon as it is promoted.
+	 */
 	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	/* Started on a hot standby too, so that it sweeps as soon as it is promoted. */
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
 	worker.bgw_start_time = BgWorkerStart_ConsistentState;
 	worker.bgw_restart_time = 5;
 	strlcpy(worker.bgw_library_name, "runtime_sweeper", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "runtime_sweeper_worker_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "runtime_sweeper worker", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "runtime_sweeper", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "runtime_sweeper_launcher_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "runtime_sweeper launcher", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "runtime_sweeper launcher", BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
 }
 

@@ -108,11 +108,28 @@ check_analytics_channel(char **newval, void **extra, GucSource source)
 	return check_identifier(newval, "runtime_sweeper.analytics_channel", true);
 }
 
-/* runtime_sweeper.database: the worker must have a database to connect to. */
+/*
+ * runtime_sweeper.database: a comma-separated list of database names (quote
+ * a name with commas or upper case in double quotes), at least one.
+ */
 static bool
 check_database(char **newval, void **extra, GucSource source)
 {
-	return check_identifier(newval, "runtime_sweeper.database", false);
+	char		names[rs::MAX_DATABASES][NAMEDATALEN];
+	char		message[256];
+	int			n = rs::parse_database_list(*newval, names, message, sizeof(message));
+
+	if (n < 0)
+	{
+		GUC_check_errmsg("invalid runtime_sweeper.database: %s", message);
+		return false;
+	}
+	if (n == 0)
+	{
+		GUC_check_errmsg("runtime_sweeper.database must name at least one database");
+		return false;
+	}
+	return true;
 }
 
 /* runtime_sweeper.role: empty means the bootstrap superuser. */
@@ -317,9 +334,9 @@ define_settings()
 	GucContext	worker_only = process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP;
 
 	DefineCustomStringVariable("runtime_sweeper.database",
-							   "Database the sweeper worker connects to.",
+							   "Databases to sweep, comma-separated: one worker each.",
 							   nullptr, &guc_database, "postgres",
-							   worker_only, 0, check_database, nullptr, nullptr);
+							   PGC_SIGHUP, 0, check_database, nullptr, nullptr);
 	DefineCustomStringVariable("runtime_sweeper.role",
 							   "Role the sweeper worker runs as (empty: the bootstrap superuser).",
 							   nullptr, &guc_role, "",
@@ -436,6 +453,61 @@ define_settings()
 							PGC_SUSET, GUC_UNIT_MS, nullptr, nullptr, nullptr);
 
 	MarkGUCPrefixReserved("runtime_sweeper");
+}
+
+int
+parse_database_list(const char *value, char names[][NAMEDATALEN], char *message, size_t message_size)
+{
+	char	   *raw;
+	List	   *list = NIL;
+	ListCell   *lc;
+	int			n = 0;
+
+	if (value == nullptr)
+		return 0;
+	raw = pstrdup(value);
+	if (!SplitGUCList(raw, ',', &list))
+	{
+		strlcpy(message, "the list of database names is malformed", message_size);
+		return -1;
+	}
+	foreach(lc, list)
+	{
+		const char *name = static_cast<const char *>(lfirst(lc));
+
+		if (strlen(name) == 0 || strlen(name) >= NAMEDATALEN)
+		{
+			snprintf(message, message_size, "\"%s\" is not a valid database name", name);
+			return -1;
+		}
+		if (n >= MAX_DATABASES)
+		{
+			snprintf(message, message_size, "at most %d databases", MAX_DATABASES);
+			return -1;
+		}
+		bool		duplicate = false;
+
+		for (int i = 0; i < n; i++)
+			duplicate |= strcmp(names[i], name) == 0;
+		if (!duplicate)
+			strlcpy(names[n++], name, NAMEDATALEN);
+	}
+	list_free(list);
+	pfree(raw);
+	return n;
+}
+
+bool
+database_listed(const char *dbname)
+{
+	char		names[MAX_DATABASES][NAMEDATALEN];
+	char		message[256];
+	int			n = parse_database_list(guc_database, names, message, sizeof(message));
+
+	for (int i = 0; i < n; i++)
+		if (strcmp(names[i], dbname) == 0)
+			return true;
+	return false;
 }
 
 const char *

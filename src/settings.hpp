@@ -59,8 +59,22 @@ struct Settings
 	static Settings current();
 };
 
+/* Most databases one cluster sweeps (one worker each). */
+constexpr int MAX_DATABASES = 16;
+
 /* Values read by the postmaster-level code (not per tick). */
 const char *setting_database();
+
+/*
+ * Splits a runtime_sweeper.database value into names (case kept, quotes
+ * removed, duplicates dropped).  Returns the count, or -1 with a message.
+ * Allocates in the current memory context; may not ereport.
+ */
+int			parse_database_list(const char *value, char names[][NAMEDATALEN],
+								char *message, size_t message_size);
+
+/* Whether dbname is in the current runtime_sweeper.database list. */
+bool		database_listed(const char *dbname);
 const char *setting_role();
 
 /* Defines every runtime_sweeper.* GUC; called from _PG_init. */

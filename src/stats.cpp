@@ -9,10 +9,13 @@
  */
 #include "stats.hpp"
 
+#include <cerrno>
+#include <csignal>
 #include <cstring>
 
 extern "C"
 {
+#include "commands/dbcommands.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -204,13 +207,27 @@ stats_available()
 	return shared != nullptr;
 }
 
-void
+/* Whether a process with this pid exists (it may not be ours to signal). */
+static bool
+process_alive(pid_t pid)
+{
+	return pid != 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+bool
 stats_worker_attach(Oid dboid, const char *dbname, Latch *latch)
 {
 	if (!shared)
-		return;
+		return true;
 	SpinLockAcquire(&shared->mutex);
 	my_worker_slot = slot_for(dboid, dbname);
+	if (my_worker_slot && my_worker_slot->worker_pid != 0 &&
+		my_worker_slot->worker_pid != MyProcPid && process_alive(my_worker_slot->worker_pid))
+	{
+		SpinLockRelease(&shared->mutex);
+		my_worker_slot = nullptr;
+		return false;
+	}
 	if (my_worker_slot)
 	{
 		strlcpy(my_worker_slot->dbname, dbname, NAMEDATALEN);
@@ -221,6 +238,26 @@ stats_worker_attach(Oid dboid, const char *dbname, Latch *latch)
 	}
 	SpinLockRelease(&shared->mutex);
 	before_shmem_exit(worker_exit_callback, (Datum) 0);
+	return true;
+}
+
+pid_t
+stats_worker_pid(const char *dbname)
+{
+	pid_t		pid = 0;
+
+	if (!shared)
+		return 0;
+	SpinLockAcquire(&shared->mutex);
+	for (int i = 0; i < MAX_SLOTS; i++)
+	{
+		DbSlot	   *slot = &shared->slots[i];
+
+		if (slot->in_use && slot->worker_pid != 0 && strcmp(slot->dbname, dbname) == 0)
+			pid = slot->worker_pid;
+	}
+	SpinLockRelease(&shared->mutex);
+	return process_alive(pid) ? pid : 0;
 }
 
 void
@@ -410,6 +447,25 @@ copy_slots(DbSlot *copy)
 	return n;
 }
 
+/*
+ * The database name a view shows for a slot.  A slot first claimed by a SQL
+ * API call (not by a worker) has no stored name: look it up by OID here,
+ * outside the spinlock ("" if the database is gone).
+ */
+static Datum
+slot_dbname(const DbSlot *s)
+{
+	const char *name = s->dbname;
+
+	if (name[0] == '\0' && OidIsValid(s->dboid))
+	{
+		name = get_database_name(s->dboid);
+		if (name == nullptr)
+			name = "";
+	}
+	return CStringGetTextDatum(name);
+}
+
 /* Interval datum from microseconds. */
 static Datum
 interval_from_us(int64 us)
@@ -442,7 +498,7 @@ runtime_sweeper_status(PG_FUNCTION_ARGS)
 		for (int st = 0; st < rs::STAGE_COUNT; st++)
 			errors += s->stages[st].errors;
 
-		values[0] = CStringGetTextDatum(s->dbname);
+		values[0] = slot_dbname(s);
 		values[1] = Int32GetDatum(s->worker_pid);
 		nulls[1] = s->worker_pid == 0;
 		values[2] = CStringGetTextDatum(s->worker_pid == 0 ? "stopped" : state_name(s->state));
@@ -489,7 +545,7 @@ runtime_sweeper_stage_status(PG_FUNCTION_ARGS)
 			bool		nulls[8];
 
 			memset(nulls, 0, sizeof(nulls));
-			values[0] = CStringGetTextDatum(slots[i].dbname);
+			values[0] = slot_dbname(&slots[i]);
 			values[1] = CStringGetTextDatum(stage_names[st]);
 			values[2] = Int64GetDatum(static_cast<int64>(g->runs));
 			values[3] = Int64GetDatum(static_cast<int64>(g->affected));

@@ -87,8 +87,14 @@ void		stats_request_shmem();
 void		stats_init_shmem();
 bool		stats_available();
 
-/* The worker announces itself in its database's slot, and leaves it. */
-void		stats_worker_attach(Oid dboid, const char *dbname, Latch *latch);
+/*
+ * The worker announces itself in its database's slot, and leaves it.
+ * Attach fails (false) when another live worker already serves the database.
+ */
+bool		stats_worker_attach(Oid dboid, const char *dbname, Latch *latch);
+
+/* Pid of the live worker serving a database (by name), or 0. */
+pid_t		stats_worker_pid(const char *dbname);
 void		stats_worker_detach();
 void		stats_worker_state(WorkerState state);
 void		stats_tick_started(TimestampTz start);

@@ -43,6 +43,9 @@ char		last_logged_error[rs::STAGE_COUNT][ERROR_TEXT];
 /* Why the worker last waited instead of sweeping (log once per reason). */
 char		last_wait_reason[ERROR_TEXT];
 
+/* The database this worker serves (from the launcher, in bgw_extra). */
+char		worker_dbname[NAMEDATALEN];
+
 /* Applies the sweep's lock and statement timeouts to the current transaction. */
 void
 apply_timeouts(const rs::Settings &settings)
@@ -220,7 +223,7 @@ note_waiting(const char *reason)
 	strlcpy(last_wait_reason, reason, ERROR_TEXT);
 	ereport(LOG,
 			(errmsg("runtime_sweeper: not sweeping database \"%s\": %s",
-					rs::setting_database(), reason),
+					worker_dbname, reason),
 			 errhint("The worker starts by itself once this changes.")));
 }
 
@@ -231,7 +234,7 @@ note_sweeping()
 	if (last_wait_reason[0] == '\0')
 		return;
 	last_wait_reason[0] = '\0';
-	ereport(LOG, (errmsg("runtime_sweeper: sweeping database \"%s\"", rs::setting_database())));
+	ereport(LOG, (errmsg("runtime_sweeper: sweeping database \"%s\"", worker_dbname)));
 }
 
 /*
@@ -350,7 +353,8 @@ wait_until(TimestampTz due)
 }
 
 /*
- * The latch loop; returns only by process exit.  A wake() or a reload
+ * The latch loop; returns when the database leaves runtime_sweeper.database
+ * (otherwise the process ends by SIGTERM or postmaster death).  A wake() or a reload
  * sets the latch and ticks at once; otherwise the schedule says when.
  */
 void
@@ -371,6 +375,13 @@ worker_loop()
 		{
 			wait_until(rs::next_tick_time(settings, last_tick_start, row_deadline));
 			settings = rs::Settings::current();
+		}
+		if (!rs::database_listed(worker_dbname))
+		{
+			ereport(LOG,
+					(errmsg("runtime_sweeper: database \"%s\" is no longer in runtime_sweeper.database; worker stops",
+							worker_dbname)));
+			return;
 		}
 		now = GetCurrentTimestamp();
 		last_tick_start = now;
@@ -427,16 +438,21 @@ runtime_sweeper_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	BackgroundWorkerInitializeConnection(rs::setting_database(),
-										 (role && role[0]) ? role : nullptr, 0);
+	strlcpy(worker_dbname, MyBgworkerEntry->bgw_extra, NAMEDATALEN);
+	BackgroundWorkerInitializeConnection(worker_dbname, (role && role[0]) ? role : nullptr, 0);
 
 	/* Objects planted in other schemas must never resolve in a sweep. */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("application_name", "runtime_sweeper", PGC_USERSET, PGC_S_SESSION);
 	pgstat_report_appname("runtime_sweeper");
 
-	rs::stats_worker_attach(MyDatabaseId, rs::setting_database(), MyLatch);
-	ereport(LOG, (errmsg("runtime_sweeper: worker started for database \"%s\"", rs::setting_database())));
+	if (!rs::stats_worker_attach(MyDatabaseId, worker_dbname, MyLatch))
+	{
+		ereport(LOG,
+				(errmsg("runtime_sweeper: another worker already serves database \"%s\"", worker_dbname)));
+		proc_exit(0);
+	}
+	ereport(LOG, (errmsg("runtime_sweeper: worker started for database \"%s\"", worker_dbname)));
 
 	rs::cpp_entry([]() { worker_loop(); });
 	proc_exit(0);
