@@ -8,6 +8,7 @@
  */
 #include "events.hpp"
 
+#include "event_log.hpp"
 #include "spi.hpp"
 
 #include <cstdio>
@@ -144,14 +145,7 @@ EventSink::emit(const char *type, const std::string &workspace_id,
 	int64		id = 0;
 
 	if (settings_.event_log)
-	{
-		Args		args;
-
-		args.text(settings_.notify_channel).text(envelope(0, type, workspace_id, body));
-		execute("INSERT INTO runtime_sweeper.event_log (channel, event) "
-				"VALUES ($1, $2::json) RETURNING id", args);
-		id = row::int64_value(0, 1);
-	}
+		id = event_log_append(settings_.notify_channel, envelope(0, type, workspace_id, body));
 	deliver(settings_.notify_channel, envelope(id, type, workspace_id, body));
 	tally_.add(C_EVENTS_SENT);
 }

@@ -43,6 +43,8 @@ bool		guc_quiet_agent_reconcile = false;
 bool		guc_issue_events = false;
 bool		guc_gc_keep_history = false;
 bool		guc_event_log = false;
+int			guc_event_log_retention = 7 * 24 * 3600;
+int			guc_event_log_max_rows = 1000000;
 bool		guc_outage_guard = true;
 double		guc_mass_offline_guard = 0.0;
 int			guc_mass_offline_min = 10;
@@ -407,6 +409,13 @@ define_settings()
 							 "Also write every event to runtime_sweeper.event_log.",
 							 nullptr, &guc_event_log, false,
 							 PGC_SUSET, 0, nullptr, nullptr, nullptr);
+	define_seconds("runtime_sweeper.event_log_retention",
+				   "Events older than this are trimmed from runtime_sweeper.event_log.",
+				   &guc_event_log_retention, 7 * 24 * 3600, 1);
+	DefineCustomIntVariable("runtime_sweeper.event_log_max_rows",
+							"Most events runtime_sweeper.event_log keeps (0: no cap).",
+							nullptr, &guc_event_log_max_rows, 1000000, 0, INT_MAX,
+							PGC_SUSET, 0, nullptr, nullptr, nullptr);
 	DefineCustomBoolVariable("runtime_sweeper.outage_guard",
 							 "After a start, a promotion or a long gap, wait one stale threshold before marking runtimes offline.",
 							 nullptr, &guc_outage_guard, true,
@@ -546,6 +555,8 @@ Settings::current()
 	s.issue_events = guc_issue_events;
 	s.gc_keep_history = guc_gc_keep_history;
 	s.event_log = guc_event_log;
+	s.event_log_retention = guc_event_log_retention;
+	s.event_log_max_rows = guc_event_log_max_rows;
 	s.outage_guard = guc_outage_guard;
 	s.mass_offline_guard = guc_mass_offline_guard;
 	s.mass_offline_min = guc_mass_offline_min;

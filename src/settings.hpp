@@ -43,6 +43,8 @@ struct Settings
 	bool		issue_events;
 	bool		gc_keep_history;
 	bool		event_log;
+	int			event_log_retention;
+	int			event_log_max_rows;
 	bool		outage_guard;
 	double		mass_offline_guard;
 	int			mass_offline_min;

@@ -10,6 +10,7 @@
  * next batch in a new transaction, up to runtime_sweeper.drain_budget per
  * tick.  The worker exits only on SIGTERM or postmaster death.
  */
+#include "event_log.hpp"
 #include "schedule.hpp"
 #include "stages/stages.hpp"
 
@@ -317,6 +318,12 @@ tick(const rs::Settings &settings, OutageGuard &guard, TimestampTz start)
 						timestamptz_to_str(guard.hold_until)),
 				 errdetail("After a start, a promotion or a pause longer than the stale threshold, heartbeats get one full threshold to arrive.")));
 	}
+
+	in_transaction(settings, "runtime_sweeper: trimming the event log", [&]() {
+		rs::SweepContext ctx(settings);
+
+		rs::event_log_trim(ctx);
+	}, error);
 
 	TimestampTz deadline = 0;
 

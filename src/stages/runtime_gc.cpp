@@ -43,7 +43,9 @@ const char *const detach_sql =
 
 /* $1 runtimes to delete (locked and re-checked). */
 const char *const delete_sql =
-	"DELETE FROM @S@.agent_runtime r WHERE r.id = ANY ($1) RETURNING r.id, r.workspace_id";
+	"WITH d AS (DELETE FROM @S@.agent_runtime r WHERE r.id = ANY ($1)"
+	"           RETURNING r.id, r.workspace_id, r.last_seen_at)"
+	" SELECT d.id, d.workspace_id FROM d ORDER BY d.last_seen_at, d.id";
 
 /* $1 TTL: runtimes that only their task history keeps (gc_keep_history). */
 const char *const held_back_sql =

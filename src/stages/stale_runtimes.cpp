@@ -13,6 +13,7 @@
 #include "liveness/liveness.hpp"
 
 #include <cmath>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace rs
@@ -137,6 +138,27 @@ stage_stale_runtimes(SweepContext &ctx, int64 stale_after_us)
 	}
 	if (flipped.empty())
 		return flipped;
+
+	/* RETURNING has no order: keep the candidates' (longest silent first). */
+	{
+		std::unordered_map<std::string, size_t> position;
+		std::vector<RuntimeRow> ordered;
+		std::vector<std::string> ordered_analytics;
+
+		for (size_t i = 0; i < flipped.size(); i++)
+			position.emplace(uuid_text(flipped[i].runtime_id), i);
+		for (const Uuid &id : to_flip)
+		{
+			auto		it = position.find(uuid_text(id));
+
+			if (it == position.end())
+				continue;
+			ordered.push_back(flipped[it->second]);
+			ordered_analytics.push_back(std::move(analytics[it->second]));
+		}
+		flipped = std::move(ordered);
+		analytics = std::move(ordered_analytics);
+	}
 
 	ctx.tally.add(C_RUNTIMES_OFFLINE, flipped.size());
 

@@ -1,0 +1,65 @@
+-- runtime_sweeper 1.0 -> 1.1: catch-up for listeners and Prometheus metrics.
+
+\echo Use "ALTER EXTENSION runtime_sweeper UPDATE TO '1.1'" to load this file. \quit
+
+-- The events after after_id, oldest first, at most max of them.  A listener
+-- remembers the id of the last event it handled (NOTIFY payloads carry it
+-- when runtime_sweeper.event_log is on) and, after reconnecting, asks for
+-- what it missed.  Ids become visible in commit order, so nothing is skipped.
+CREATE FUNCTION runtime_sweeper.events_since(after_id bigint, max int DEFAULT 1000)
+RETURNS TABLE (id bigint, created_at timestamptz, channel text, event json)
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT l.id, l.created_at, l.channel, l.event
+    FROM runtime_sweeper.event_log l
+    WHERE l.id > after_id
+    ORDER BY l.id
+    LIMIT greatest(max, 0)
+$$;
+COMMENT ON FUNCTION runtime_sweeper.events_since(bigint, int) IS
+    'Events logged after after_id (at most max), for a listener catching up.';
+
+CREATE FUNCTION runtime_sweeper._metrics()
+RETURNS text
+AS 'MODULE_PATHNAME', 'runtime_sweeper_metrics'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+-- Counters and gauges in the Prometheus text format: the shared counters of
+-- every database, and for the current database the rows each stage would
+-- change now (capped at the stage's batch size).  A database whose
+-- application tables are missing or unreadable still gets the counters.
+CREATE FUNCTION runtime_sweeper.metrics()
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_out text := runtime_sweeper._metrics();
+    v_due text;
+BEGIN
+    BEGIN
+        SELECT string_agg(format('runtime_sweeper_due_rows{database="%s",stage="%s"} %s',
+                                 replace(replace(current_database(), '\', '\\'), '"', '\"'),
+                                 s.stage, coalesce(p.n, 0)), E'\n' ORDER BY s.ord)
+        INTO v_due
+        FROM (VALUES (1, 'stale_runtimes'), (2, 'offline_tasks'), (3, 'stale_tasks'),
+                     (4, 'queued_expiry'), (5, 'runtime_gc')) AS s(ord, stage)
+        LEFT JOIN (SELECT pr.stage, count(*) AS n
+                   FROM runtime_sweeper.preview() pr GROUP BY pr.stage) p ON p.stage = s.stage;
+    EXCEPTION WHEN OTHERS THEN
+        RETURN v_out;
+    END;
+    RETURN v_out
+        || '# HELP runtime_sweeper_due_rows Rows each stage would change now (capped at its batch size).' || E'\n'
+        || '# TYPE runtime_sweeper_due_rows gauge' || E'\n'
+        || v_due || E'\n';
+END
+$$;
+COMMENT ON FUNCTION runtime_sweeper.metrics() IS
+    'Counters and gauges in the Prometheus text format (runtime_sweeper_*).';
+
+REVOKE ALL ON FUNCTION runtime_sweeper.events_since(bigint, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION runtime_sweeper._metrics() FROM PUBLIC;
+REVOKE ALL ON FUNCTION runtime_sweeper.metrics() FROM PUBLIC;
