@@ -27,6 +27,7 @@ extern "C"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "storage/procsignal.h"
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 
@@ -42,6 +43,9 @@ constexpr int64 BACKOFF_MAX_US = 300 * USECS_PER_SEC;
 
 /* A worker that lived shorter than this counts as dying young. */
 constexpr int64 YOUNG_US = 30 * USECS_PER_SEC;
+
+/* How often to check on a worker that an earlier launcher started. */
+constexpr long INHERITED_POLL_MS = 1000;
 
 /* What the launcher remembers about one listed database. */
 struct Managed
@@ -162,9 +166,15 @@ reconcile_workers()
 
 		if (worker_running(m))
 			continue;
-		/* A worker started by an earlier launcher may still serve it. */
+		/*
+		 * A worker started by an earlier launcher may still serve it.  Its
+		 * exit notifies that launcher, not us: look again every second.
+		 */
 		if (rs::stats_worker_pid(m->dbname) != 0)
+		{
+			wait_ms = wait_ms < 0 ? INHERITED_POLL_MS : Min(wait_ms, INHERITED_POLL_MS);
 			continue;
+		}
 		if (m->started_at != 0 && m->retry_at == 0)
 		{
 			/* It just died: schedule the restart, longer if it died young. */
@@ -203,6 +213,12 @@ runtime_sweeper_launcher_main(Datum main_arg)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
+	/*
+	 * The postmaster tells us with SIGUSR1 (bgw_notify_pid) that a worker we
+	 * started has stopped.  A worker without a database connection ignores
+	 * SIGUSR1 unless it asks: this handler sets our latch.
+	 */
+	pqsignal(SIGUSR1, procsignal_sigusr1_handler);
 	BackgroundWorkerUnblockSignals();
 
 	ereport(LOG, (errmsg("runtime_sweeper: launcher started for \"%s\"", rs::setting_database())));
