@@ -63,3 +63,45 @@ COMMENT ON FUNCTION runtime_sweeper.metrics() IS
 REVOKE ALL ON FUNCTION runtime_sweeper.events_since(bigint, int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION runtime_sweeper._metrics() FROM PUBLIC;
 REVOKE ALL ON FUNCTION runtime_sweeper.metrics() FROM PUBLIC;
+
+-- status.rows_skipped: candidate rows the stages left for a later tick
+-- because a client held them (SKIP LOCKED) or changed them first.  The view
+-- gains the column at its end (CREATE OR REPLACE VIEW keeps its grants); its
+-- source function is replaced by one with the extra OUT column, and the
+-- EXECUTE grants of the old one are carried over.
+CREATE FUNCTION runtime_sweeper._status_1_1(
+    OUT database text, OUT pid int, OUT state text, OUT ticks bigint,
+    OUT last_tick_start timestamptz, OUT last_tick_duration interval, OUT next_tick timestamptz,
+    OUT liveness text, OUT liveness_healthy boolean, OUT liveness_last_error text,
+    OUT errors bigint, OUT tasks_failed bigint,
+    OUT runtimes_offline bigint, OUT tasks_failed_runtime_offline bigint,
+    OUT tasks_failed_timeout bigint, OUT tasks_failed_queued_expired bigint,
+    OUT retries_created bigint, OUT retries_skipped bigint, OUT issues_rolled_back bigint,
+    OUT agents_reconciled bigint, OUT runtimes_collected bigint, OUT gc_held_back bigint,
+    OUT events_sent bigint, OUT events_truncated bigint, OUT analytics_records bigint,
+    OUT liveness_checks bigint, OUT liveness_fallbacks bigint, OUT liveness_kept_alive bigint,
+    OUT mass_offline_blocked bigint, OUT outage_deferred bigint, OUT rows_skipped bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'runtime_sweeper_status'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION runtime_sweeper._status_1_1() FROM PUBLIC;
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN
+        SELECT r.rolname, a.is_grantable
+        FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+        JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+        WHERE p.oid = 'runtime_sweeper._status()'::pg_catalog.regprocedure
+          AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION runtime_sweeper._status_1_1() TO %I%s',
+                                  g.rolname, CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+END
+$$;
+CREATE OR REPLACE VIEW runtime_sweeper.status AS SELECT * FROM runtime_sweeper._status_1_1();
+DROP FUNCTION runtime_sweeper._status();
+ALTER FUNCTION runtime_sweeper._status_1_1() RENAME TO _status;

@@ -91,6 +91,7 @@ const char *const counter_names[rs::COUNTER_COUNT] = {
 	"liveness_kept_alive",
 	"mass_offline_blocked",
 	"outage_deferred",
+	"rows_skipped",
 };
 
 const char *

@@ -49,6 +49,18 @@ run_stage(Stage stage, SweepContext &ctx)
 	return affected;
 }
 
+void
+count_skipped(SweepContext &ctx, const char *sql, int64 interval_us, uint64 done, int max_rows)
+{
+	Args		args;
+
+	if (done >= static_cast<uint64>(max_rows))
+		return;
+	args.interval_us(interval_us).int4(max_rows);
+	execute(ctx.sql(sql), args, true);
+	ctx.tally.add(C_ROWS_SKIPPED, static_cast<uint64>(row::int64_value(0, 1)));
+}
+
 namespace
 {
 

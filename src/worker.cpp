@@ -29,6 +29,7 @@ extern "C"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/timeout.h"
 
 PGDLLEXPORT void runtime_sweeper_worker_main(Datum main_arg);
 }
@@ -47,7 +48,13 @@ char		last_wait_reason[ERROR_TEXT];
 /* The database this worker serves (from the launcher, in bgw_extra). */
 char		worker_dbname[NAMEDATALEN];
 
-/* Applies the sweep's lock and statement timeouts to the current transaction. */
+/*
+ * Applies the sweep's lock and statement timeouts to the current transaction.
+ * lock_timeout works from the GUC alone (lock waits arm it), but only the
+ * client protocol loop arms statement_timeout, never SPI in a background
+ * worker: the timer is armed here, for the whole transaction, and disarmed
+ * by stop_statement_timer().
+ */
 void
 apply_timeouts(const rs::Settings &settings)
 {
@@ -59,6 +66,23 @@ apply_timeouts(const rs::Settings &settings)
 	snprintf(value, sizeof(value), "%d", settings.statement_timeout_ms);
 	set_config_option("statement_timeout", value, PGC_SUSET, PGC_S_SESSION,
 					  GUC_ACTION_LOCAL, true, 0, false);
+	if (settings.statement_timeout_ms > 0)
+		enable_timeout_after(STATEMENT_TIMEOUT, settings.statement_timeout_ms);
+}
+
+/*
+ * Disarms the statement timer of apply_timeouts.  A timer that fired after
+ * the transaction's last interrupt check must not cancel whatever the
+ * worker does next: its pending cancel is dropped with it.
+ */
+void
+stop_statement_timer()
+{
+	bool		fired = get_timeout_indicator(STATEMENT_TIMEOUT, false);
+
+	disable_timeout(STATEMENT_TIMEOUT, false);
+	if (fired)
+		QueryCancelPending = false;
 }
 
 /*
@@ -90,12 +114,14 @@ in_transaction(const rs::Settings &settings, const char *activity,
 		});
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		stop_statement_timer();
 		ok = true;
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
 
+		stop_statement_timer();
 		MemoryContextSwitchTo(worker_context);
 		edata = CopyErrorData();
 		FlushErrorState();

@@ -38,6 +38,15 @@ const char *const fail_sql =
 	"   AND t.status IN ('dispatched', 'running', 'waiting_local_directory')"
 	" RETURNING t.id";
 
+/*
+ * After the write: candidates that are still there were held by a client
+ * (SKIP LOCKED); $1 grace, $2 how many to look for.
+ */
+const char *const skipped_sql =
+	"SELECT pg_catalog.count(*) FROM (SELECT 1 FROM @S@.agent_task_queue t"
+	"  JOIN @S@.agent_runtime r ON r.id = t.runtime_id"
+	"  WHERE " OFFLINE_TASK_PREDICATE("$1") " LIMIT $2) s";
+
 }							/* namespace */
 
 std::vector<FailedTaskRow>
@@ -52,6 +61,7 @@ stage_offline_tasks(SweepContext &ctx, int64 grace_us, int max_tasks)
 	for (uint64 r = 0; r < n; r++)
 		failed.push_back(row::uuid(r, 1));
 	ctx.tally.add(C_TASKS_FAILED_RUNTIME_OFFLINE, failed.size());
+	count_skipped(ctx, skipped_sql, grace_us, n, max_tasks);
 	return handle_failed_tasks(ctx, failed);
 }
 

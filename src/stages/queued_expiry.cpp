@@ -31,6 +31,14 @@ const char *const expire_sql =
 	"   AND " QUEUED_EXPIRY_PREDICATE("$1")
 	" RETURNING t.id";
 
+/*
+ * After the write: candidates that are still there were held by a claimer
+ * (SKIP LOCKED); $1 TTL, $2 how many to look for.
+ */
+const char *const skipped_sql =
+	"SELECT pg_catalog.count(*) FROM (SELECT 1 FROM @S@.agent_task_queue t"
+	"  WHERE " QUEUED_EXPIRY_PREDICATE("$1") " LIMIT $2) s";
+
 }							/* namespace */
 
 std::vector<Uuid>
@@ -45,6 +53,7 @@ stage_queued_expiry(SweepContext &ctx, int64 ttl_us, int max_tasks)
 	for (uint64 r = 0; r < n; r++)
 		failed.push_back(row::uuid(r, 1));
 	ctx.tally.add(C_TASKS_FAILED_QUEUED_EXPIRED, failed.size());
+	count_skipped(ctx, skipped_sql, ttl_us, n, max_tasks);
 
 	/*
 	 * RETURNING gives no order; hand back the tasks in the order they were

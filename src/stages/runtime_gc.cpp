@@ -33,6 +33,14 @@ const char *const lock_sql =
 	"SELECT r.id FROM @S@.agent_runtime r WHERE " GC_PREDICATE("$1")
 	" ORDER BY r.last_seen_at, r.id LIMIT $2 FOR UPDATE SKIP LOCKED";
 
+/*
+ * $1 TTL, $2 a limit: the candidates there are (locked by us or held by a
+ * client), for the rows_skipped count.
+ */
+const char *const skipped_sql =
+	"SELECT pg_catalog.count(*) FROM (SELECT 1 FROM @S@.agent_runtime r WHERE " GC_PREDICATE("$1")
+	" LIMIT $2) s";
+
 /* $1 TTL, $2 the locked candidates: those still eligible now. */
 const char *const recheck_sql =
 	"SELECT r.id FROM @S@.agent_runtime r WHERE r.id = ANY ($2) AND " GC_PREDICATE("$1");
@@ -88,6 +96,18 @@ stage_runtime_gc(SweepContext &ctx, int64 ttl_us, int max_runtimes)
 
 		args.interval_us(ttl_us).int4(max_runtimes);
 		locked = collect_ids(ctx, lock_sql, args);
+	}
+	if (locked.size() < static_cast<size_t>(max_runtimes))
+	{
+		/* SKIP LOCKED ran out of free candidates: the others are held. */
+		Args		args;
+		uint64		there;
+
+		args.interval_us(ttl_us).int4(max_runtimes);
+		execute(ctx.sql(skipped_sql), args, true);
+		there = static_cast<uint64>(row::int64_value(0, 1));
+		if (there > locked.size())
+			ctx.tally.add(C_ROWS_SKIPPED, there - locked.size());
 	}
 	if (locked.empty())
 		return deleted;

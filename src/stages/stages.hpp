@@ -30,6 +30,16 @@ std::vector<Uuid> stage_queued_expiry(SweepContext &ctx, int64 ttl_us, int max_t
 /* Stage 4: offline runtimes silent longer than ttl_us that nothing needs are deleted. */
 std::vector<RuntimeRow> stage_runtime_gc(SweepContext &ctx, int64 ttl_us, int max_runtimes);
 
+/*
+ * Counts, after a stage's write, the candidates still there: rows a client
+ * held (SKIP LOCKED) or changed first.  sql counts rows of the stage's
+ * predicate with $1 an interval and $2 a limit; it runs only when the
+ * write did not fill its batch (done < max_rows), else the rest is simply
+ * the next batch.
+ */
+void		count_skipped(SweepContext &ctx, const char *sql, int64 interval_us,
+						  uint64 done, int max_rows);
+
 /* Runs one stage with the settings of ctx; returns the rows it affected. */
 uint64		run_stage(Stage stage, SweepContext &ctx);
 

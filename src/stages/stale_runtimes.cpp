@@ -136,6 +136,8 @@ stage_stale_runtimes(SweepContext &ctx, int64 stale_after_us)
 								.finish());
 		}
 	}
+	/* Held by a client (a heartbeat in flight) or refreshed before the write. */
+	ctx.tally.add(C_ROWS_SKIPPED, to_flip.size() - flipped.size());
 	if (flipped.empty())
 		return flipped;
 

@@ -36,6 +36,15 @@ const char *const fail_sql =
 	"        OR (t.status = 'running' AND t.started_at < pg_catalog.now() - $2))"
 	" RETURNING t.id";
 
+/*
+ * After the write: candidates that are still there were held by a client
+ * (SKIP LOCKED); parameters as above, $3 how many to look for.
+ */
+const char *const skipped_sql =
+	"SELECT pg_catalog.count(*) FROM (SELECT 1 FROM @S@.agent_task_queue t"
+	"  LEFT JOIN @S@.agent_runtime r ON r.id = t.runtime_id"
+	"  WHERE " STALE_TASK_PREDICATE("$1", "$2", "$4", "$5") " LIMIT $3) s";
+
 }							/* namespace */
 
 std::vector<FailedTaskRow>
@@ -54,6 +63,11 @@ stage_stale_tasks(SweepContext &ctx, int64 dispatch_timeout_us, int64 running_ti
 	for (uint64 r = 0; r < n; r++)
 		failed.push_back(row::uuid(r, 1));
 	ctx.tally.add(C_TASKS_FAILED_TIMEOUT, failed.size());
+	if (n < static_cast<uint64>(max_tasks))
+	{
+		execute(ctx.sql(skipped_sql), args, true);
+		ctx.tally.add(C_ROWS_SKIPPED, static_cast<uint64>(row::int64_value(0, 1)));
+	}
 	return handle_failed_tasks(ctx, failed);
 }
 
