@@ -26,8 +26,12 @@ public:
 	}
 };
 
-/* Whether this process is inside an outage of its source (log once per outage). */
-bool		in_outage = false;
+/*
+ * The source this process is in an outage of ("" when none): the outage is
+ * logged when it starts and when it ends, not on every tick.  A change of
+ * source ends it.
+ */
+std::string outage_source;
 
 }							/* namespace */
 
@@ -48,14 +52,28 @@ liveness_source(const Settings &settings)
 	return none;
 }
 
+/*
+ * Asks the configured source about the candidates.  A source that cannot
+ * answer costs a fallback to the database window (every candidate flips),
+ * a counter, the health in the status view, and one WARNING per outage.
+ */
 std::vector<Uuid>
 filter_alive(SweepContext &ctx, const std::vector<Uuid> &candidates)
 {
 	LivenessSource &source = liveness_source(ctx.settings);
 
-	if (candidates.empty() || ctx.settings.liveness == LivenessKind::None)
+	if (!outage_source.empty() && outage_source != source.name())
+		outage_source.clear();
+
+	if (ctx.settings.liveness == LivenessKind::None)
 	{
-		stats_liveness(source.name(), true, nullptr);
+		stats_liveness(source.name(), true, "");
+		return candidates;
+	}
+	if (candidates.empty())
+	{
+		/* Nothing to ask: the health stays what the last check found. */
+		stats_liveness(source.name(), outage_source.empty(), nullptr);
 		return candidates;
 	}
 
@@ -66,22 +84,23 @@ filter_alive(SweepContext &ctx, const std::vector<Uuid> &candidates)
 	{
 		ctx.tally.add(C_LIVENESS_FALLBACKS);
 		stats_liveness(source.name(), false, answer.error.c_str());
-		if (!in_outage)
+		if (outage_source.empty())
 		{
-			in_outage = true;
+			outage_source = source.name();
 			pg_guard([&]() {
 				ereport(WARNING,
 						(errmsg("runtime_sweeper: liveness source \"%s\" unavailable, using the database window alone",
 								source.name()),
-						 errdetail("%s", answer.error.c_str())));
+						 errdetail("%s", answer.error.c_str()),
+						 errhint("This is logged once per outage; runtime_sweeper.status shows the last error.")));
 			});
 		}
 		return candidates;
 	}
 
-	if (in_outage)
+	if (!outage_source.empty())
 	{
-		in_outage = false;
+		outage_source.clear();
 		pg_guard([&]() {
 			ereport(LOG, (errmsg("runtime_sweeper: liveness source \"%s\" is answering again",
 								 source.name())));

@@ -41,6 +41,12 @@ LivenessSource &relation_liveness();
 LivenessSource &redis_liveness();
 
 /*
+ * Installs the log hook that masks the password of any redis:// URL a log
+ * line or client message would show; called from _PG_init.
+ */
+void		install_redis_log_redaction();
+
+/*
  * Filters candidates through the configured source, with counting, health
  * reporting and once-per-outage logging.  Returns the runtimes to flip.
  */
