@@ -5,7 +5,13 @@ RESET client_min_messages;
 CREATE SCHEMA t_queued;
 SET search_path = t_queued, public;
 \set ECHO none
-\i test/fixtures/app_schema.sql
+-- The application schema: the original shape unless the including file
+-- (sql/later_*.sql) set :fixture to the later one.
+\if :{?fixture}
+\else
+\set fixture test/fixtures/app_schema.sql
+\endif
+\i :fixture
 \i test/fixtures/sample_data.sql
 \i test/fixtures/event_names.sql
 \set ECHO all

@@ -282,10 +282,21 @@ struct OutageGuard
 		announced = false;
 	}
 
+	/*
+	 * Whether this tick may mark runtimes offline; starts a new hold after a
+	 * gap.  The gap is counted from the later of the last tick's end and the
+	 * end of the last hold (the tick that releases a hold is not a gap), and
+	 * must exceed the threshold by more than the worker's own wake-up
+	 * latency: an idle worker sleeps exactly one threshold when interval >=
+	 * stale_threshold, and must not hold again just because it woke a
+	 * millisecond late.
+	 */
 	bool		allows_offline(const rs::Settings &s, TimestampTz now)
 	{
-		if (last_tick_end != 0 &&
-			now - last_tick_end > static_cast<int64>(s.stale_threshold) * USECS_PER_SEC)
+		int64		threshold = static_cast<int64>(s.stale_threshold) * USECS_PER_SEC;
+		int64		slack = Min(static_cast<int64>(USECS_PER_SEC), threshold / 10);
+
+		if (last_tick_end != 0 && now - Max(last_tick_end, hold_until) > threshold + slack)
 			hold(s, now);
 		return !s.outage_guard || now >= hold_until;
 	}
