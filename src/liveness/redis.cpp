@@ -27,6 +27,7 @@
 #include <chrono>
 #include <cstring>
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <hiredis/hiredis.h>
@@ -268,6 +269,24 @@ simple_command(Exchange &ex, const std::vector<std::string> &argv, const char *d
 }
 
 /*
+ * Whether the kept (idle) connection was closed by the server since the last
+ * check (a Redis restart, its idle timeout): an idle connection has nothing
+ * to read, so anything readable means end of file or an error.  Checked
+ * without waiting, so that a closed connection costs a reconnect instead of
+ * a fallback.
+ */
+bool
+peer_went_away(int fd)
+{
+	struct pollfd pfd;
+
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	return poll(&pfd, 1, 0) != 0;
+}
+
+/*
  * The kept connection, (re)established for the URL when needed: TCP or unix
  * connect, AUTH when a password is given, SELECT when the db is not 0; all
  * within one redis_timeout.
@@ -275,7 +294,8 @@ simple_command(Exchange &ex, const std::vector<std::string> &argv, const char *d
 bool
 ensure_connection(const Settings &settings, Exchange &ex, std::string *error)
 {
-	if (holder.ctx != nullptr && holder.url == settings.redis_url && holder.ctx->err == 0)
+	if (holder.ctx != nullptr && holder.url == settings.redis_url && holder.ctx->err == 0 &&
+		!peer_went_away(holder.ctx->fd))
 		return true;
 	drop_connection();
 

@@ -185,6 +185,16 @@ tick($node);
 my ($conn_after) = rcli('INFO', 'stats') =~ /total_connections_received:(\d+)/;
 is($conn_after - $conn_before, 1, 'two more ticks opened no new Redis connection');
 
+# Rule: a kept connection that the server closed while idle (a Redis
+# restart, its idle timeout) is replaced at the next check, without a fallback.
+is(rcli('CLIENT', 'KILL', 'TYPE', 'normal'), '1', 'the worker\'s idle connection was killed');
+my $fallbacks_before = worker_status($node, 'liveness_fallbacks');
+my $after_kill = stale_runtime();
+rcli('SET', "$prefix$after_kill", '1');
+tick($node);
+is(runtime_status($after_kill), 'online', 'after the kill the key-holder stayed online');
+is(worker_status($node, 'liveness_fallbacks'), $fallbacks_before, 'no fallback: the worker reconnected');
+
 # Rule: the SQL API consults the same source: a key-holder is not returned.
 my $api_alive = stale_runtime();
 my $api_dead = stale_runtime();
@@ -218,7 +228,7 @@ is($node->safe_psql('postgres', q{
 is(redis_calls('mget'), 2, 'two MGET commands for 1500 candidates');
 is(redis_calls('del'), 1, 'one DEL command for 1000 flipped runtimes');
 is(worker_status($node, 'liveness_kept_alive'), $kept + 500, 'liveness_kept_alive +500');
-is(rcli('DBSIZE'), 500 + 2, 'the keys of the runtimes kept alive remain');
+is(rcli('DBSIZE'), 500 + 3, 'the keys of the runtimes kept alive remain');
 $node->safe_psql('postgres', q{UPDATE agent_runtime SET status = 'offline' WHERE status = 'online'});
 
 # Rule: the source is switchable with a reload: none ignores the keys.
