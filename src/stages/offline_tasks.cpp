@@ -21,6 +21,10 @@ namespace
 {
 
 /*
+ * The runtime row is share-locked too: a heartbeat that committed since the
+ * candidates were read makes the lock re-check the runtime (now online: the
+ * task is left alone), and one in progress makes the task be skipped.
+ *
  * $1 grace: the runtime must have been silent (last_seen_at, or updated_at
  * when it never heartbeated) for at least this long; $2 batch size.
  */
@@ -30,7 +34,7 @@ const char *const fail_sql =
 	"  JOIN @S@.agent_runtime r ON r.id = t.runtime_id"
 	"  WHERE " OFFLINE_TASK_PREDICATE("$1")
 	"  ORDER BY t.created_at, t.id LIMIT $2"
-	"  FOR UPDATE OF t SKIP LOCKED)"
+	"  FOR UPDATE OF t SKIP LOCKED FOR SHARE OF r SKIP LOCKED)"
 	" UPDATE @S@.agent_task_queue t"
 	" SET status = 'failed', failure_reason = 'runtime_offline', error = 'runtime went offline',"
 	"     wait_reason = NULL, completed_at = pg_catalog.now()@LEASE_CLEAR@"
