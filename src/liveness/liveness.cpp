@@ -33,6 +33,58 @@ public:
  */
 std::string outage_source;
 
+/*
+ * The settings this process last asked its source with.  When they change
+ * (a reload, a SET), the next tick asks the source at once, candidates or
+ * not, so that a bad relation name, URL or password shows in the status view
+ * and the log right away instead of at the next stale runtime.
+ */
+std::string asked_with;
+
+/* What identifies the source's configuration. */
+std::string
+source_config(const Settings &s)
+{
+	return std::to_string(static_cast<int>(s.liveness)) + '\n' + s.liveness_relation + '\n' +
+		s.app_schema + '\n' + s.redis_url + '\n' + s.redis_key_prefix;
+}
+
+/*
+ * Publishes a check's outcome: health and last error in the status view, a
+ * WARNING when an outage starts and a LOG line when it ends.  Returns
+ * whether the source answered.
+ */
+bool
+note_answer(LivenessSource &source, const LivenessAnswer &answer)
+{
+	if (!answer.answered)
+	{
+		stats_liveness(source.name(), false, answer.error.c_str());
+		if (outage_source.empty())
+		{
+			outage_source = source.name();
+			pg_guard([&]() {
+				ereport(WARNING,
+						(errmsg("runtime_sweeper: liveness source \"%s\" unavailable, using the database window alone",
+								source.name()),
+						 errdetail("%s", answer.error.c_str()),
+						 errhint("This is logged once per outage; runtime_sweeper.status shows the last error.")));
+			});
+		}
+		return false;
+	}
+	if (!outage_source.empty())
+	{
+		outage_source.clear();
+		pg_guard([&]() {
+			ereport(LOG, (errmsg("runtime_sweeper: liveness source \"%s\" is answering again",
+								 source.name())));
+		});
+	}
+	stats_liveness(source.name(), true, "");
+	return true;
+}
+
 }							/* namespace */
 
 LivenessSource &
@@ -64,6 +116,7 @@ filter_alive(SweepContext &ctx, const std::vector<Uuid> &candidates)
 
 	if (!outage_source.empty() && outage_source != source.name())
 		outage_source.clear();
+	asked_with = source_config(ctx.settings);
 
 	if (ctx.settings.liveness == LivenessKind::None)
 	{
@@ -80,33 +133,11 @@ filter_alive(SweepContext &ctx, const std::vector<Uuid> &candidates)
 	ctx.tally.add(C_LIVENESS_CHECKS);
 	LivenessAnswer answer = source.check(ctx, candidates);
 
-	if (!answer.answered)
+	if (!note_answer(source, answer))
 	{
 		ctx.tally.add(C_LIVENESS_FALLBACKS);
-		stats_liveness(source.name(), false, answer.error.c_str());
-		if (outage_source.empty())
-		{
-			outage_source = source.name();
-			pg_guard([&]() {
-				ereport(WARNING,
-						(errmsg("runtime_sweeper: liveness source \"%s\" unavailable, using the database window alone",
-								source.name()),
-						 errdetail("%s", answer.error.c_str()),
-						 errhint("This is logged once per outage; runtime_sweeper.status shows the last error.")));
-			});
-		}
 		return candidates;
 	}
-
-	if (!outage_source.empty())
-	{
-		outage_source.clear();
-		pg_guard([&]() {
-			ereport(LOG, (errmsg("runtime_sweeper: liveness source \"%s\" is answering again",
-								 source.name())));
-		});
-	}
-	stats_liveness(source.name(), true, "");
 
 	std::vector<Uuid> dead;
 
@@ -118,6 +149,33 @@ filter_alive(SweepContext &ctx, const std::vector<Uuid> &candidates)
 			dead.push_back(candidates[i]);
 	}
 	return dead;
+}
+
+/*
+ * A tick without candidates: if the source's settings changed since this
+ * process last asked it, ask it about no runtime at all (connect, AUTH,
+ * plan and run the relation query), to report a broken configuration now.
+ * Counts no check and no fallback.
+ */
+void
+probe_liveness(SweepContext &ctx)
+{
+	std::string config = source_config(ctx.settings);
+
+	if (config == asked_with)
+		return;
+	asked_with = config;
+
+	LivenessSource &source = liveness_source(ctx.settings);
+
+	if (!outage_source.empty() && outage_source != source.name())
+		outage_source.clear();
+	if (ctx.settings.liveness == LivenessKind::None)
+	{
+		stats_liveness(source.name(), true, "");
+		return;
+	}
+	note_answer(source, source.check(ctx, std::vector<Uuid>()));
 }
 
 }							/* namespace rs */

@@ -52,4 +52,11 @@ void		install_redis_log_redaction();
  */
 std::vector<Uuid> filter_alive(SweepContext &ctx, const std::vector<Uuid> &candidates);
 
+/*
+ * Called when a tick has no candidates: asks the source about nothing when
+ * its settings changed since the last check, so that a bad configuration is
+ * reported (status view, one log line) right after a reload or SET.
+ */
+void		probe_liveness(SweepContext &ctx);
+
 }							/* namespace rs */

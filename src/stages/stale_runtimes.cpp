@@ -99,7 +99,11 @@ stage_stale_runtimes(SweepContext &ctx, int64 stale_after_us)
 			candidates.push_back(row::uuid(r, 1));
 	}
 	if (candidates.empty())
+	{
+		/* Report a liveness source broken by a settings change right away. */
+		probe_liveness(ctx);
 		return flipped;
+	}
 
 	if (!ctx.offline_allowed)
 	{

@@ -299,6 +299,9 @@ $redis_pass = 'right-secret-4711';
 redis_start('--requirepass', $redis_pass);
 my $log_offset = -s $node->logfile;
 set_config('redis_url', "redis://:wrong-secret-0815\@127.0.0.1:$redis_port");
+like(worker_status($node, q{liveness_healthy || '|' || liveness_last_error}),
+	qr/^false\|Redis 127\.0\.0\.1:$redis_port: AUTH failed: WRONGPASS/,
+	'right after the reload, before any runtime is stale, the status view reports the wrong password');
 my $wrong = stale_runtime();
 rcli('SET', "$prefix$wrong", '1');
 tick($node);

@@ -136,7 +136,14 @@ $node->safe_psql('postgres', q{ALTER DATABASE postgres RESET runtime_sweeper.liv
 # Rule: postgresql.conf can name a relation that does not exist (no catalog
 # at reload); the worker then falls back, shows the error in the status
 # view, and logs it once for the whole outage.
+my $warnings = log_count($node, qr/WARNING:  runtime_sweeper: liveness source "relation" unavailable/);
+my $recoveries = log_count($node, qr/LOG:  runtime_sweeper: liveness source "relation" is answering again/);
 set_config('liveness_relation', 'missing_view');
+is(worker_status($node, q{liveness_healthy || '|' || liveness_last_error}),
+	'false|relation "public.missing_view" does not exist',
+	'right after the reload, before any runtime is stale, the status view reports the missing relation');
+is(log_count($node, qr/WARNING:  runtime_sweeper: liveness source "relation" unavailable.*\n.*DETAIL:  relation "public\.missing_view" does not exist/),
+	1, '... and so does the log');
 my $m1 = stale_runtime();
 tick($node);
 my $m2 = stale_runtime();
@@ -146,14 +153,14 @@ is(runtime_status($m1) . '|' . runtime_status($m2), 'offline|offline',
 is(worker_status($node, 'liveness_healthy'), 'f', 'status: unhealthy');
 like(worker_status($node, 'liveness_last_error'), qr/relation "public\.missing_view" does not exist/,
 	'status: the last error names the missing relation');
-is(log_count($node, qr/WARNING:  runtime_sweeper: liveness source "relation" unavailable/), 1,
+is(log_count($node, qr/WARNING:  runtime_sweeper: liveness source "relation" unavailable/) - $warnings, 1,
 	'the outage is logged once');
 $node->safe_psql('postgres', q{CREATE VIEW missing_view AS SELECT runtime_id FROM alive_runtimes});
 my $m3 = stale_runtime();
 $node->safe_psql('postgres', "INSERT INTO alive_runtimes VALUES ('$m3')");
 tick($node);
 is(runtime_status($m3), 'online', 'once the view exists, it keeps its runtime online');
-is(log_count($node, qr/LOG:  runtime_sweeper: liveness source "relation" is answering again/), 1,
+is(log_count($node, qr/LOG:  runtime_sweeper: liveness source "relation" is answering again/) - $recoveries, 1,
 	'the recovery is logged once');
 offline_all();
 
