@@ -9,6 +9,8 @@
  */
 #include "stats.hpp"
 
+#include "settings.hpp"
+
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -47,6 +49,7 @@ struct DbSlot
 	char		dbname[NAMEDATALEN];
 	pid_t		worker_pid;
 	Latch	   *worker_latch;
+	bool		wake_requested; /* wake() since the worker last looked */
 	rs::WorkerState state;
 	uint64		ticks;
 	TimestampTz last_tick_start;
@@ -235,6 +238,7 @@ stats_worker_attach(Oid dboid, const char *dbname, Latch *latch)
 		strlcpy(my_worker_slot->dbname, dbname, NAMEDATALEN);
 		my_worker_slot->worker_pid = MyProcPid;
 		my_worker_slot->worker_latch = latch;
+		my_worker_slot->wake_requested = false;
 		my_worker_slot->state = WorkerState::Starting;
 		my_worker_slot->next_tick = 0;
 	}
@@ -411,13 +415,30 @@ stats_wake_worker(Oid dboid)
 		DbSlot	   *slot = &shared->slots[i];
 
 		if (slot->in_use && slot->dboid == dboid && slot->worker_pid != 0)
+		{
 			latch = slot->worker_latch;
+			slot->wake_requested = true;
+		}
 	}
 	SpinLockRelease(&shared->mutex);
 	if (latch == nullptr)
 		return false;
 	SetLatch(latch);
 	return true;
+}
+
+bool
+stats_take_wake_request()
+{
+	bool		requested;
+
+	if (!shared || !my_worker_slot)
+		return true;
+	SpinLockAcquire(&shared->mutex);
+	requested = my_worker_slot->wake_requested;
+	my_worker_slot->wake_requested = false;
+	SpinLockRelease(&shared->mutex);
+	return requested;
 }
 
 }							/* namespace rs */
@@ -639,6 +660,28 @@ runtime_sweeper_metrics(PG_FUNCTION_ARGS)
 	append_family(&out, "up", "gauge", "1 when a sweeper worker runs for the database.");
 	for (int i = 0; i < n; i++)
 		append_sample(&out, "up", names[i], nullptr, nullptr, slots[i].worker_pid != 0 ? 1 : 0);
+
+	/*
+	 * A listed database whose worker never attached (a misspelt name, a role
+	 * that cannot connect) has no slot: report it down rather than not at
+	 * all, or "up == 0" alerts could never fire for it.
+	 */
+	{
+		char		listed[rs::MAX_DATABASES][NAMEDATALEN];
+		char		message[256];
+		int			n_listed = rs::parse_database_list(rs::setting_database(), listed,
+													   message, sizeof(message));
+
+		for (int l = 0; l < n_listed; l++)
+		{
+			bool		has_slot = false;
+
+			for (int i = 0; i < n; i++)
+				has_slot |= strcmp(names[i], listed[l]) == 0;
+			if (!has_slot)
+				append_sample(&out, "up", listed[l], nullptr, nullptr, 0);
+		}
+	}
 
 	append_family(&out, "ticks_total", "counter", "Ticks the worker has run.");
 	for (int i = 0; i < n; i++)

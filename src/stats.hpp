@@ -115,4 +115,10 @@ void		stats_liveness(const char *source, bool healthy, const char *last_error);
 /* Sets the latch of this database's worker; false when none runs. */
 bool		stats_wake_worker(Oid dboid);
 
+/*
+ * For the worker: whether wake() was called since the last call (and
+ * forget it).  True when the worker has no slot, so that it ticks.
+ */
+bool		stats_take_wake_request();
+
 }							/* namespace rs */

@@ -375,18 +375,30 @@ tick(const rs::Settings &settings, OutageGuard &guard, TimestampTz start)
 	return deadline;
 }
 
-/* Waits until due or until the latch is set; handles reloads. */
+/*
+ * Waits until due, or until wake() or a reload; handles reloads.  The latch
+ * is also set for reasons of no concern here (the SIGALRM of a timer that
+ * PostgreSQL leaves armed after statement_timeout, a cache catch-up signal),
+ * so a latch alone is no reason to tick: it only ends the wait when
+ * any_wake is set (a worker that is waiting, not sweeping, re-checks why on
+ * every wake-up, which costs little and notices a new schema at once).
+ */
 void
-wait_until(TimestampTz due)
+wait_until(TimestampTz due, bool any_wake)
 {
-	long		delay_ms = rs::delay_until_ms(due, GetCurrentTimestamp());
-
 	rs::stats_next_tick(due);
-	if (delay_ms > 0)
+	for (;;)
 	{
+		long		delay_ms = rs::delay_until_ms(due, GetCurrentTimestamp());
+
+		if (delay_ms <= 0)
+			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 delay_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending || rs::stats_take_wake_request() || any_wake)
+			break;
 	}
 	CHECK_FOR_INTERRUPTS();
 	if (ConfigReloadPending)
@@ -408,6 +420,7 @@ worker_loop()
 	TimestampTz last_tick_start = 0;
 	TimestampTz row_deadline = 0;
 	bool		was_in_recovery = false;
+	bool		swept = false;	/* the last pass ran a tick */
 
 	guard.hold(rs::Settings::current(), GetCurrentTimestamp());
 	for (;;)
@@ -417,9 +430,10 @@ worker_loop()
 
 		if (last_tick_start != 0)
 		{
-			wait_until(rs::next_tick_time(settings, last_tick_start, row_deadline));
+			wait_until(rs::next_tick_time(settings, last_tick_start, row_deadline), !swept);
 			settings = rs::Settings::current();
 		}
+		swept = false;
 		if (!rs::database_listed(worker_dbname))
 		{
 			ereport(LOG,
@@ -461,6 +475,7 @@ worker_loop()
 		note_sweeping();
 		log_index_advice(settings);
 		row_deadline = tick(settings, guard, now);
+		swept = true;
 		rs::stats_tick_finished(now, GetCurrentTimestamp(),
 								rs::next_tick_time(settings, now, row_deadline));
 	}

@@ -155,6 +155,19 @@ is(status('db_a', 'ticks'), $ticks_a, "wake() in db_b did not make db_a's worker
 is($node->safe_psql('postgres', 'SELECT runtime_sweeper.wake()'), 'f',
 	'wake() in postgres (no longer listed) finds no worker');
 
+# Rule: only wake(), a reload or the schedule start a tick.  The process latch
+# is also set by signals of no concern to the sweep (SIGUSR1 for cache
+# catch-up, the SIGALRM that PostgreSQL leaves armed after a statement
+# timeout): those must not make it tick.  The window (a second after the
+# signals) is what is under test here, not a synchronisation.
+$ticks_b = status('db_b', 'ticks');
+kill 'USR1', $pid_b for 1 .. 3;
+my $t_sig = $node->safe_psql('postgres', 'SELECT clock_timestamp()');
+$node->poll_query_until('postgres', "SELECT clock_timestamp() > '$t_sig'::timestamptz + '1 s'")
+  or die 'the clock stopped';
+is(status('db_b', 'ticks') . '|' . status('db_b', 'pid'), "$ticks_b|$pid_b",
+	"SIGUSR1 (a latch set that is not wake()) did not make db_b's worker tick");
+
 # Rule: ALTER DATABASE ... SET applies to that database's worker only.  A
 # worker reads database-level settings when it connects (as every backend
 # does): a reload is not enough, a restart of the worker is.
