@@ -384,12 +384,12 @@ SKIP:
 	# Rule: the monitoring role of docs/monitoring.md (its grants, run as
 	# written) can scrape metrics() with due_rows and run every query of
 	# queries.yaml, and nothing more: no wake(), no sweep, no event log.
-	my ($grants) = slurp_file(abs_path("$docs/../monitoring.md")) =~ /```sql\n(CREATE ROLE runtime_sweeper_monitor.*?)```/s;
+	my ($grants) = slurp_file(abs_path("$docs/../monitoring.md")) =~ /```sql\n([^`]*CREATE ROLE prometheus LOGIN[^`]*)```/s;
 	ok(defined $grants, 'docs/monitoring.md has the monitoring role\'s grants');
 	$node->safe_psql('postgres', $grants // 'SELECT 1');
 	my $as_monitor = sub {
 		my ($sql) = @_;
-		my ($ret, $out, $err) = $node->psql('postgres', "SET ROLE runtime_sweeper_monitor; $sql");
+		my ($ret, $out, $err) = $node->psql('postgres', "SET ROLE prometheus; $sql");
 		return $ret == 0 ? $out : "ERROR: $err";
 	};
 	like($as_monitor->('SELECT runtime_sweeper.metrics()'),
