@@ -24,6 +24,11 @@
 
 #include <unordered_set>
 
+extern "C"
+{
+#include "mb/pg_wchar.h"
+}
+
 namespace rs
 {
 
@@ -59,6 +64,13 @@ const char *const create_retries_sql =
 	" ON CONFLICT DO NOTHING"
 	" RETURNING q.id, q.parent_task_id";
 
+/*
+ * The checks against the batch's retry children are NOT IN (uncorrelated,
+ * never NULL), not NOT EXISTS: PostgreSQL hashes such a subquery once,
+ * whereas an anti-join may be planned as a nested loop over the CTE when
+ * the tables have no statistics yet (a burst of new rows), which costs
+ * batch size squared: 10 000 failed tasks then took half a minute.
+ */
 const char *const rollback_and_describe_sql =
 	"WITH b AS ("
 	"  SELECT t.* FROM @S@.agent_task_queue t WHERE t.id = ANY ($1)),"
@@ -71,11 +83,11 @@ const char *const rollback_and_describe_sql =
 	"  UPDATE @S@.issue i SET status = 'todo', updated_at = pg_catalog.now()"
 	"  FROM first_of_issue f"
 	"  WHERE i.id = f.issue_id AND i.status = 'in_progress'"
-	"   AND NOT EXISTS (SELECT 1 FROM kids WHERE kids.parent = f.id)"
+	"   AND f.id NOT IN (SELECT kids.parent FROM kids)"
 	"   AND NOT EXISTS (SELECT 1 FROM @S@.agent_task_queue a"
 	"                   WHERE a.issue_id = f.issue_id"
 	"                     AND a.status IN ('queued', 'dispatched', 'running', 'waiting_local_directory')"
-	"                     AND NOT EXISTS (SELECT 1 FROM kids WHERE kids.child = a.id))"
+	"                     AND a.id NOT IN (SELECT kids.child FROM kids))"
 	"  RETURNING f.id AS task_id)"
 	" SELECT t.id, t.agent_id, t.issue_id, t.chat_session_id, t.failure_reason, kids.child,"
 	"  COALESCE(iss.workspace_id, cs.workspace_id, ap.workspace_id,"
@@ -122,6 +134,23 @@ const char *const reconcile_agents_sql =
 	"  u.avatar_url, u.runtime_mode, u.runtime_config, u.visibility, u.status,"
 	"  u.max_concurrent_tasks, u.owner_id, u.created_at, u.updated_at, u.archived_at, u.archived_by"
 	" FROM n LEFT JOIN u ON u.id = n.id ORDER BY n.ord";
+
+/* Longest failure_reason of a task:failed event shortened to fit a NOTIFY. */
+constexpr int SHORT_REASON = 200;
+
+/* text cut to at most max bytes on a character boundary (a trigger may set any text). */
+std::string
+clipped(const std::string &text, int max)
+{
+	if (text.size() <= static_cast<size_t>(max))
+		return text;
+
+	int			len = pg_call([&]() {
+		return pg_mbcliplen(text.c_str(), static_cast<int>(Min(text.size(), static_cast<size_t>(INT_MAX))), max);
+	});
+
+	return text.substr(0, static_cast<size_t>(len));
+}
 
 /* A UUID column as top-level payload text: NULL is "". */
 std::string
@@ -325,13 +354,28 @@ handle_failed_tasks(SweepContext &ctx, const std::vector<Uuid> &failed)
 		}
 
 		if (o.has_workspace)
+		{
+			const std::string &reason = o.failure_reason.empty() ? std::string("agent_error") : o.failure_reason;
+
+			/*
+			 * A reason too long for a NOTIFY (an application trigger may
+			 * store any text) is cut; the event still names the task.
+			 */
 			ctx.events.emit("task:failed", o.workspace_id,
 							JsonObject().str("task_id", task_id)
 							.str("agent_id", agent_id)
 							.str("issue_id", o.issue_id)
 							.str("status", "failed")
-							.str("failure_reason", o.failure_reason.empty() ? "agent_error" : o.failure_reason)
+							.str("failure_reason", reason)
+							.finish(),
+							JsonObject().str("task_id", task_id)
+							.str("agent_id", agent_id)
+							.str("issue_id", o.issue_id)
+							.str("status", "failed")
+							.str("failure_reason", clipped(reason, SHORT_REASON))
+							.boolean("truncated", true)
 							.finish());
+		}
 
 		if (seen_agents.insert(agent_id).second)
 			agents.push_back(o.agent_id);

@@ -18,6 +18,7 @@
 extern "C"
 {
 #include "commands/dbcommands.h"
+#include "mb/pg_wchar.h"
 #include "lib/stringinfo.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
@@ -363,6 +364,17 @@ stats_count(const Tally &tally)
 	SpinLockRelease(&shared->mutex);
 }
 
+/*
+ * Bytes of text that fit an ERROR_TEXT buffer (with its terminator), cut
+ * on a character boundary: an error text may be any length and any
+ * multibyte text, and the views must return valid text.
+ */
+static int
+clip_len(const char *text)
+{
+	return pg_mbcliplen(text, static_cast<int>(strnlen(text, 1024 * 1024)), ERROR_TEXT - 1);
+}
+
 void
 stats_stage_failed(Stage stage, const char *message)
 {
@@ -370,6 +382,8 @@ stats_stage_failed(Stage stage, const char *message)
 		return;
 
 	TimestampTz now = GetCurrentTimestamp();
+	const char *text = message ? message : "";
+	int			len = clip_len(text);
 
 	SpinLockAcquire(&shared->mutex);
 	DbSlot	   *slot = my_slot();
@@ -379,7 +393,8 @@ stats_stage_failed(Stage stage, const char *message)
 		slot->stages[stage].runs++;
 		slot->stages[stage].errors++;
 		slot->stages[stage].last_error_at = now;
-		strlcpy(slot->stages[stage].last_error, message ? message : "", ERROR_TEXT);
+		memcpy(slot->stages[stage].last_error, text, len);
+		slot->stages[stage].last_error[len] = '\0';
 	}
 	SpinLockRelease(&shared->mutex);
 }
@@ -389,6 +404,9 @@ stats_liveness(const char *source, bool healthy, const char *last_error)
 {
 	if (!shared)
 		return;
+
+	int			len = last_error ? clip_len(last_error) : 0;
+
 	SpinLockAcquire(&shared->mutex);
 	DbSlot	   *slot = my_slot();
 
@@ -397,7 +415,10 @@ stats_liveness(const char *source, bool healthy, const char *last_error)
 		strlcpy(slot->liveness_source, source, sizeof(slot->liveness_source));
 		slot->liveness_healthy = healthy;
 		if (last_error)
-			strlcpy(slot->liveness_error, last_error, ERROR_TEXT);
+		{
+			memcpy(slot->liveness_error, last_error, len);
+			slot->liveness_error[len] = '\0';
+		}
 	}
 	SpinLockRelease(&shared->mutex);
 }

@@ -21,6 +21,7 @@ extern "C"
 {
 #include "access/xlog.h"
 #include "commands/extension.h"
+#include "mb/pg_wchar.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -125,7 +126,15 @@ in_transaction(const rs::Settings &settings, const char *activity,
 		MemoryContextSwitchTo(worker_context);
 		edata = CopyErrorData();
 		FlushErrorState();
-		strlcpy(error, edata->message ? edata->message : "unknown error", ERROR_TEXT);
+		{
+			/* cut on a character boundary: the text goes to the log and the views */
+			const char *message = edata->message ? edata->message : "unknown error";
+			int			len = pg_mbcliplen(message, static_cast<int>(strnlen(message, 1024 * 1024)),
+										   ERROR_TEXT - 1);
+
+			memcpy(error, message, len);
+			error[len] = '\0';
+		}
 		FreeErrorData(edata);
 		AbortCurrentTransaction();
 	}
