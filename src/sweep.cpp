@@ -57,7 +57,13 @@ count_skipped(SweepContext &ctx, const char *sql, int64 interval_us, uint64 done
 	if (done >= static_cast<uint64>(max_rows))
 		return;
 	args.interval_us(interval_us).int4(max_rows);
-	execute(ctx.sql(sql), args, true);
+	/*
+	 * Not read-only: a read-only SPI query reuses the snapshot of the
+	 * transaction's (worker) or the calling statement's (sweep()) start,
+	 * which does not see this stage's write, so every row just written
+	 * would count as skipped.
+	 */
+	execute(ctx.sql(sql), args);
 	ctx.tally.add(C_ROWS_SKIPPED, static_cast<uint64>(row::int64_value(0, 1)));
 }
 

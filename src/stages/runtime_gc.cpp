@@ -85,7 +85,8 @@ stage_runtime_gc(SweepContext &ctx, int64 ttl_us, int max_runtimes)
 		Args		args;
 
 		args.interval_us(ttl_us);
-		execute(ctx.sql(held_back_sql), args, true);
+		/* Not read-only: within sweep() it must see the earlier stages' writes. */
+		execute(ctx.sql(held_back_sql), args);
 		ctx.tally.add(C_GC_HELD_BACK, static_cast<uint64>(row::int64_value(0, 1)));
 	}
 
@@ -104,7 +105,8 @@ stage_runtime_gc(SweepContext &ctx, int64 ttl_us, int max_runtimes)
 		uint64		there;
 
 		args.interval_us(ttl_us).int4(max_runtimes);
-		execute(ctx.sql(skipped_sql), args, true);
+		/* Not read-only: the same snapshot as the locking query (see count_skipped). */
+		execute(ctx.sql(skipped_sql), args);
 		there = static_cast<uint64>(row::int64_value(0, 1));
 		if (there > locked.size())
 			ctx.tally.add(C_ROWS_SKIPPED, there - locked.size());
