@@ -111,7 +111,6 @@ public:
 			int			rc = 0;
 			int			events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH |
 				(for_write ? WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE);
-			bool		latch = false;
 
 			if (left <= 0)
 				return false;
@@ -121,12 +120,10 @@ public:
 				if (rc & WL_LATCH_SET)
 				{
 					ResetLatch(MyLatch);
-					latch = true;
+					latch_was_set_ = true;
 				}
 				CHECK_FOR_INTERRUPTS();
 			});
-			if (latch)
-				latch_was_set_ = true;
 			if (rc & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
 				return true;
 		}
@@ -165,6 +162,7 @@ context_error(const char *doing)
 	return msg;
 }
 
+/* The message of a wait that passed the deadline. */
 std::string
 timeout_error(const char *doing, const Exchange &ex)
 {
@@ -362,6 +360,27 @@ ensure_connection(const Settings &settings, Exchange &ex, std::string *error)
 	return true;
 }
 
+/*
+ * Masks the password in a message, should a server's error text ever echo
+ * it: the status view and the log must never show it.
+ */
+void
+scrub_password(const Settings &settings, std::string *message)
+{
+	RedisTarget target;
+	std::string ignored;
+	size_t		pos = 0;
+
+	if (message->empty() || !parse_redis_url(settings.redis_url.c_str(), &target, &ignored) ||
+		target.password.empty())
+		return;
+	while ((pos = message->find(target.password, pos)) != std::string::npos)
+	{
+		message->replace(pos, target.password.size(), "********");
+		pos += 8;
+	}
+}
+
 /* The heartbeat keys of the runtimes. */
 std::vector<std::string>
 keys_of(const Settings &settings, const std::vector<Uuid> &ids)
@@ -463,6 +482,7 @@ public:
 			if (!ok)
 			{
 				drop_connection();
+				scrub_password(ctx.settings, &answer.error);
 				return answer;
 			}
 		}
@@ -512,6 +532,7 @@ public:
 		holder.last_check_ok = false;
 		if (holder.forget_failure_logged)
 			return;
+		scrub_password(ctx.settings, &error);
 		holder.forget_failure_logged = true;
 		pg_guard([&]() {
 			ereport(WARNING,
