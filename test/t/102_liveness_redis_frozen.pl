@@ -33,14 +33,21 @@ sub redis_start
 		'--pidfile', "$redis_dir/redis.pid", '--dir', $redis_dir,
 		'--logfile', "$redis_dir/redis.log") == 0
 	  or BAIL_OUT('redis-server did not start');
+	# Learn the pid first, so that the END block can stop the server even if
+	# it never answers.
 	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
-	until (-s "$redis_dir/redis.pid" && rcli('PING') eq 'PONG')
+	until (-s "$redis_dir/redis.pid")
 	{
-		BAIL_OUT('redis-server never answered PING') if time > $deadline;
+		BAIL_OUT('redis-server wrote no pid file') if time > $deadline;
 		usleep(20_000);
 	}
 	$redis_pid = slurp_file("$redis_dir/redis.pid");
 	chomp $redis_pid;
+	until (rcli('PING') eq 'PONG')
+	{
+		BAIL_OUT('redis-server never answered PING') if time > $deadline;
+		usleep(20_000);
+	}
 	return;
 }
 
