@@ -249,8 +249,8 @@ is($node->safe_psql('postgres', q{
 # Rule: a listed database that does not exist costs a dying worker and one
 # back-off log line per attempt, with a doubling back-off: no crash loop,
 # and the other workers are not disturbed.
-set_databases('db_b, "Db_C", no_such_db');
 my $log_from = -s $node->logfile;
+set_databases('db_b, "Db_C", no_such_db');
 my $off = $node->wait_for_log(
 	qr/worker for database "no_such_db" stopped; restarting in 5 s/, $log_from);
 $node->wait_for_log(qr/worker for database "no_such_db" stopped; restarting in 10 s/, $off);
