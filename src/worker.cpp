@@ -324,6 +324,7 @@ tick(const rs::Settings &settings, OutageGuard &guard, TimestampTz start)
 	char		error[ERROR_TEXT];
 	char		activity[64];
 	bool		deferred = false;
+	bool		unfinished = false;	/* the budget ended a stage's full batch */
 
 	rs::stats_tick_started(start);
 	for (int i = 0; i < rs::STAGE_COUNT; i++)
@@ -350,9 +351,13 @@ tick(const rs::Settings &settings, OutageGuard &guard, TimestampTz start)
 			report_stage(stage, ok, tally, error, GetCurrentTimestamp() - stage_start);
 			if (tally.counters[rs::C_OUTAGE_DEFERRED] > 0)
 				deferred = true;
-			if (!ok || limit == 0 || tally.affected < static_cast<uint64>(limit) ||
-				GetCurrentTimestamp() >= budget_end)
+			if (!ok || limit == 0 || tally.affected < static_cast<uint64>(limit))
 				break;
+			if (GetCurrentTimestamp() >= budget_end)
+			{
+				unfinished = true;
+				break;
+			}
 		}
 	}
 	guard.last_tick_end = GetCurrentTimestamp();
@@ -381,6 +386,14 @@ tick(const rs::Settings &settings, OutageGuard &guard, TimestampTz start)
 	/* Runtimes the guard held are due the moment it lets go. */
 	if (deferred && (deadline == 0 || guard.hold_until < deadline))
 		deadline = guard.hold_until;
+
+	/*
+	 * Rows already due are not in the schedule's statement (it looks for the
+	 * next row to become due): a backlog the budget cut short goes on in the
+	 * next tick at once, not one interval later.
+	 */
+	if (unfinished)
+		deadline = GetCurrentTimestamp();
 	return deadline;
 }
 
