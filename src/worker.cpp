@@ -43,6 +43,18 @@ constexpr int ERROR_TEXT = 512;
 /* The last error logged per stage: the same error is logged once, not per tick. */
 char		last_logged_error[rs::STAGE_COUNT][ERROR_TEXT];
 
+/*
+ * The last error logged by each side task of a tick (trimming the event
+ * log, scheduling): logged once per distinct error, like a stage's.
+ */
+enum SideTask
+{
+	SIDE_TRIM = 0,
+	SIDE_SCHEDULE,
+	SIDE_COUNT
+};
+char		last_side_error[SIDE_COUNT][ERROR_TEXT];
+
 /* Why the worker last waited instead of sweeping (log once per reason). */
 char		last_wait_reason[ERROR_TEXT];
 
@@ -172,6 +184,34 @@ report_stage(rs::Stage stage, bool ok, const rs::Tally &tally, const char *error
 				(errmsg("runtime_sweeper: stage %s failed: %s", rs::stage_name(stage), error),
 				 errdetail("The stage was rolled back; the other stages ran. "
 						   "The same error is not logged again until it changes.")));
+		strlcpy(last, error, ERROR_TEXT);
+	}
+}
+
+/*
+ * Logs a failed side task of the tick once per distinct error, and its
+ * recovery: without it a trim that keeps failing (a missing DELETE
+ * privilege) would let the event log grow in silence.
+ */
+void
+report_side_task(SideTask task, const char *what, bool ok, const char *error)
+{
+	char	   *last = last_side_error[task];
+
+	if (ok)
+	{
+		if (last[0] != '\0')
+		{
+			ereport(LOG, (errmsg("runtime_sweeper: %s succeeds again", what)));
+			last[0] = '\0';
+		}
+		return;
+	}
+	if (strcmp(last, error) != 0)
+	{
+		ereport(WARNING,
+				(errmsg("runtime_sweeper: %s failed: %s", what, error),
+				 errdetail("The same error is not logged again until it changes.")));
 		strlcpy(last, error, ERROR_TEXT);
 	}
 }
@@ -370,19 +410,21 @@ tick(const rs::Settings &settings, OutageGuard &guard, TimestampTz start)
 				 errdetail("After a start, a promotion or a pause longer than the stale threshold, heartbeats get one full threshold to arrive.")));
 	}
 
-	in_transaction(settings, "runtime_sweeper: trimming the event log", [&]() {
+	bool		side_ok = in_transaction(settings, "runtime_sweeper: trimming the event log", [&]() {
 		rs::SweepContext ctx(settings);
 
 		rs::event_log_trim(ctx);
 	}, error);
+	report_side_task(SIDE_TRIM, "trimming the event log", side_ok, error);
 
 	TimestampTz deadline = 0;
 
-	in_transaction(settings, "runtime_sweeper: scheduling", [&]() {
+	side_ok = in_transaction(settings, "runtime_sweeper: scheduling", [&]() {
 		rs::SweepContext ctx(settings);
 
 		deadline = rs::next_row_deadline(ctx);
 	}, error);
+	report_side_task(SIDE_SCHEDULE, "scheduling", side_ok, error);
 	/* Runtimes the guard held are due the moment it lets go. */
 	if (deferred && (deadline == 0 || guard.hold_until < deadline))
 		deadline = guard.hold_until;

@@ -205,15 +205,20 @@ for my $priv (@privileges)
 	if ($priv =~ /^DELETE ON runtime_sweeper.event_log/)
 	{
 		# trimming (every tick): keep at most one event
+		my $trim_re = qr/WARNING:  runtime_sweeper: trimming the event log failed: permission denied for table event_log/;
+		my $again_re = qr/LOG:  runtime_sweeper: trimming the event log succeeds again/;
+		my ($warned0, $again0) = (log_count($node, $trim_re), log_count($node, $again_re));
 		sql(q{ALTER SYSTEM SET runtime_sweeper.event_log_max_rows = 1; SELECT pg_reload_conf()});
 		make_work("w$n");
 		tick($node) for 1 .. 2;
 		cmp_ok(sql('SELECT count(*) FROM runtime_sweeper.event_log'), '>', 1,
 			"without $priv the event log is not trimmed");
+		is(log_count($node, $trim_re) - $warned0, 1, '... which is logged, once over two ticks');
 		sql("GRANT $priv TO runtime_sweeper_worker");
 		tick($node);
 		is(sql('SELECT count(*) FROM runtime_sweeper.event_log'), '1',
 			"with $priv the event log is trimmed to event_log_max_rows");
+		is(log_count($node, $again_re) - $again0, 1, '... and the recovery is logged');
 		sql(q{ALTER SYSTEM RESET runtime_sweeper.event_log_max_rows; SELECT pg_reload_conf()});
 		tick($node);
 		next;
