@@ -179,6 +179,11 @@ REVOKE ALL ON SCHEMA runtime_sweeper FROM PUBLIC;
 DO $$
 BEGIN
     IF NOT runtime_sweeper._preloaded() THEN
+        -- CREATE EXTENSION runs this script with client_min_messages raised to
+        -- WARNING (undone when the script ends): use the session's level here.
+        PERFORM pg_catalog.set_config('client_min_messages',
+            (SELECT s.reset_val FROM pg_catalog.pg_settings s WHERE s.name = 'client_min_messages'),
+            true);
         RAISE NOTICE 'runtime_sweeper is not in shared_preload_libraries: no worker runs; the SQL API works';
     END IF;
 END
