@@ -6,6 +6,7 @@ set title "Cost of a tick with nothing to do (median)"
 set xlabel "agent_task_queue rows (runtimes = rows / 100)"
 set ylabel "ms per tick"
 set logscale xy
+set yrange [0.3:*]
 set format x "10^{%L}"
 set format x "%.0e"
 set grid
