@@ -60,6 +60,64 @@ $$;
 COMMENT ON FUNCTION runtime_sweeper.metrics() IS
     'Counters and gauges in the Prometheus text format (runtime_sweeper_*).';
 
+-- 1.1 also advises a partial index on in-flight tasks by runtime: the
+-- offline_tasks stage and the worker's look-ahead find in-flight tasks of
+-- offline runtimes through it without visiting every offline runtime (an
+-- index on all of a runtime's tasks does not do that, so only a partial
+-- index counts for it).
+CREATE OR REPLACE FUNCTION runtime_sweeper.missing_indexes()
+RETURNS TABLE (table_name text, index_name text, ddl text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_schema text := current_setting('runtime_sweeper.app_schema');
+    a record;
+BEGIN
+    FOR a IN
+        SELECT * FROM (VALUES
+            (1, 'agent_runtime', 'last_seen_at', 'online', 'agent_runtime_online_last_seen_idx',
+             '(last_seen_at) WHERE status = ''online''', false),
+            (2, 'agent_runtime', 'last_seen_at', 'offline', 'agent_runtime_offline_last_seen_idx',
+             '(last_seen_at) WHERE status = ''offline''', false),
+            (3, 'agent_task_queue', 'dispatched_at', 'dispatched', 'agent_task_queue_dispatched_at_idx',
+             '(dispatched_at) WHERE status = ''dispatched''', false),
+            (4, 'agent_task_queue', 'started_at', 'running', 'agent_task_queue_running_started_at_idx',
+             '(started_at) WHERE status = ''running''', false),
+            (5, 'agent_task_queue', 'created_at', 'queued', 'agent_task_queue_queued_created_at_idx',
+             '(created_at, id) WHERE status = ''queued''', false),
+            (6, 'agent_task_queue', 'runtime_id', NULL, 'agent_task_queue_runtime_id_idx',
+             '(runtime_id)', false),
+            (7, 'agent_task_queue', 'runtime_id', 'waiting_local_directory', 'agent_task_queue_in_flight_runtime_idx',
+             '(runtime_id) WHERE status IN (''dispatched'', ''running'', ''waiting_local_directory'')', true),
+            (8, 'agent_task_queue', 'agent_id', NULL, 'agent_task_queue_agent_id_idx',
+             '(agent_id)', false),
+            (9, 'agent_task_queue', 'issue_id', NULL, 'agent_task_queue_issue_id_idx',
+             '(issue_id)', false),
+            (10, 'agent', 'runtime_id', NULL, 'agent_runtime_id_idx',
+             '(runtime_id)', false)
+        ) AS v(ord, tbl, col, status, idx, spec, partial_only)
+        ORDER BY ord
+    LOOP
+        CONTINUE WHEN to_regclass(format('%I.%I', v_schema, a.tbl)) IS NULL;
+        CONTINUE WHEN EXISTS (
+            SELECT 1
+            FROM pg_index i
+            JOIN pg_attribute att ON att.attrelid = i.indrelid AND att.attnum = i.indkey[0]
+            WHERE i.indrelid = format('%I.%I', v_schema, a.tbl)::regclass
+              AND i.indisvalid
+              AND att.attname = a.col
+              AND ((i.indpred IS NULL AND NOT a.partial_only)
+                   OR (a.status IS NOT NULL
+                       AND pg_get_expr(i.indpred, i.indrelid) LIKE '%''' || a.status || '''%')));
+        table_name := format('%I.%I', v_schema, a.tbl);
+        index_name := a.idx;
+        ddl := format('CREATE INDEX CONCURRENTLY %I ON %I.%I %s', a.idx, v_schema, a.tbl, a.spec);
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
 REVOKE ALL ON FUNCTION runtime_sweeper.events_since(bigint, int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION runtime_sweeper._metrics() FROM PUBLIC;
 REVOKE ALL ON FUNCTION runtime_sweeper.metrics() FROM PUBLIC;

@@ -1,9 +1,11 @@
 /*
  * schedule.cpp
- *	  Deadline-driven scheduling: one cheap statement after each tick finds
- *	  the next moment anything can become due.
+ *	  Deadline-driven scheduling: one cheap statement before each tick says
+ *	  which stages have work now and when the next row becomes due.
  */
 #include "schedule.hpp"
+
+#include "stages/predicates.hpp"
 
 namespace rs
 {
@@ -12,42 +14,53 @@ namespace
 {
 
 /*
- * Each branch is the oldest not-yet-due row of one stage plus its
- * threshold: an index-backed min() when the advised partial indexes exist
- * (see missing_indexes()), a scan otherwise.  $1 stale threshold, $2
- * dispatch timeout, $3 running timeout, $4 queued TTL, $5 offline TTL.
+ * $1 stale threshold, $2 dispatch timeout, $3 running timeout, $4 queued
+ * TTL, $5 reconnect grace.  The EXISTS probes use the stages' own
+ * predicates; each deadline branch is the oldest not-yet-due row of one
+ * stage plus its threshold.  With the indexes missing_indexes() advises,
+ * every part is an index probe whatever the table sizes.
  */
-const char *const deadline_sql =
-	"SELECT LEAST("
-	" (SELECT pg_catalog.min(r.last_seen_at) FROM @S@.agent_runtime r"
-	"   WHERE r.status = 'online' AND r.last_seen_at >= pg_catalog.now() - $1) + $1,"
-	" (SELECT pg_catalog.min(t.dispatched_at) FROM @S@.agent_task_queue t"
-	"   WHERE t.status = 'dispatched' AND t.dispatched_at >= pg_catalog.now() - $2) + $2,"
-	" (SELECT pg_catalog.min(t.started_at) FROM @S@.agent_task_queue t"
-	"   WHERE t.status = 'running' AND t.started_at >= pg_catalog.now() - $3) + $3,"
-	" (SELECT pg_catalog.min(t.created_at) FROM @S@.agent_task_queue t"
-	"   WHERE t.status = 'queued' AND t.created_at >= pg_catalog.now() - $4) + $4,"
-	" (SELECT pg_catalog.min(r.last_seen_at) FROM @S@.agent_runtime r"
-	"   WHERE r.status = 'offline' AND r.last_seen_at >= pg_catalog.now() - $5) + $5)";
+const char *const look_ahead_sql =
+	"SELECT"
+	" EXISTS (SELECT 1 FROM @S@.agent_runtime r WHERE " STALE_RUNTIME_PREDICATE("$1") "),"
+	" EXISTS (SELECT 1 FROM @S@.agent_task_queue t JOIN @S@.agent_runtime r ON r.id = t.runtime_id"
+	"         WHERE " OFFLINE_TASK_PREDICATE("$5") "),"
+	" EXISTS (SELECT 1 FROM @S@.agent_task_queue t LEFT JOIN @S@.agent_runtime r ON r.id = t.runtime_id"
+	"         WHERE " STALE_TASK_PREDICATE("$2", "$3", "$5", "$1") "),"
+	" EXISTS (SELECT 1 FROM @S@.agent_task_queue t WHERE " QUEUED_EXPIRY_PREDICATE("$4") "),"
+	" LEAST("
+	"  (SELECT pg_catalog.min(r.last_seen_at) FROM @S@.agent_runtime r"
+	"    WHERE r.status = 'online' AND r.last_seen_at >= pg_catalog.now() - $1) + $1,"
+	"  (SELECT pg_catalog.min(t.dispatched_at) FROM @S@.agent_task_queue t"
+	"    WHERE t.status = 'dispatched' AND t.dispatched_at >= pg_catalog.now() - $2) + $2,"
+	"  (SELECT pg_catalog.min(t.started_at) FROM @S@.agent_task_queue t"
+	"    WHERE t.status = 'running' AND t.started_at >= pg_catalog.now() - $3) + $3,"
+	"  (SELECT pg_catalog.min(t.created_at) FROM @S@.agent_task_queue t"
+	"    WHERE t.status = 'queued' AND t.created_at >= pg_catalog.now() - $4) + $4)";
 
 }							/* namespace */
 
-TimestampTz
-next_row_deadline(SweepContext &ctx)
+Outlook
+look_ahead(SweepContext &ctx)
 {
 	const Settings &s = ctx.settings;
+	Outlook		outlook;
 	Args		args;
 
 	args.interval_us(SweepContext::us(s.stale_threshold))
 		.interval_us(SweepContext::us(s.dispatch_timeout))
 		.interval_us(SweepContext::us(s.running_timeout))
 		.interval_us(SweepContext::us(s.queued_ttl))
-		.interval_us(SweepContext::us(s.offline_ttl));
-	execute(ctx.sql(deadline_sql), args, true);
-	if (row::is_null(0, 1))
-		return 0;
+		.interval_us(SweepContext::us(s.reconnect_grace));
+	execute(ctx.sql(look_ahead_sql), args, true);
+	outlook.due[STAGE_STALE_RUNTIMES] = row::boolean(0, 1);
+	outlook.due[STAGE_OFFLINE_TASKS] = row::boolean(0, 2);
+	outlook.due[STAGE_STALE_TASKS] = row::boolean(0, 3);
+	outlook.due[STAGE_QUEUED_EXPIRY] = row::boolean(0, 4);
 	/* A row is due strictly after its threshold: wake just past it. */
-	return static_cast<TimestampTz>(row::int64_value(0, 1)) + 1000;
+	if (!row::is_null(0, 5))
+		outlook.next_deadline = static_cast<TimestampTz>(row::int64_value(0, 5)) + 1000;
+	return outlook;
 }
 
 /*

@@ -33,6 +33,7 @@ int			guc_running_timeout = 9000;
 int			guc_queued_ttl = 7200;
 int			guc_queued_batch_size = 500;
 int			guc_offline_ttl = 7 * 24 * 3600;
+int			guc_gc_interval = 300;
 int			guc_reconnect_grace = 0;
 int			guc_task_batch_size = 10000;
 int			guc_gc_batch_size = 100;
@@ -370,6 +371,10 @@ define_settings()
 	define_seconds("runtime_sweeper.offline_ttl",
 				   "An offline runtime silent for longer is deleted when nothing references it.",
 				   &guc_offline_ttl, 7 * 24 * 3600, 1);
+	DefineCustomIntVariable("runtime_sweeper.gc_interval",
+							"How often the worker runs garbage collection (0: every tick).",
+							nullptr, &guc_gc_interval, 300, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
 	define_seconds("runtime_sweeper.reconnect_grace",
 				   "In-flight tasks of an offline runtime are failed only after this much silence (0: at once).",
 				   &guc_reconnect_grace, 0, 0);
@@ -545,6 +550,7 @@ Settings::current()
 	s.queued_ttl = guc_queued_ttl;
 	s.queued_batch_size = guc_queued_batch_size;
 	s.offline_ttl = guc_offline_ttl;
+	s.gc_interval = guc_gc_interval;
 	s.reconnect_grace = guc_reconnect_grace;
 	s.task_batch_size = guc_task_batch_size;
 	s.gc_batch_size = guc_gc_batch_size;

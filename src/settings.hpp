@@ -33,6 +33,7 @@ struct Settings
 	int			queued_ttl;
 	int			queued_batch_size;
 	int			offline_ttl;
+	int			gc_interval;
 	int			reconnect_grace;
 	int			task_batch_size;
 	int			gc_batch_size;

@@ -352,12 +352,36 @@ struct OutageGuard
 };
 
 /*
- * One tick: every stage in order, each in its own transaction, batch after
- * batch while a stage fills its batch and the drain budget lasts.  Returns
- * the next row deadline (0 when unknown).
+ * When garbage collection last ran.  Old offline runtimes that agents still
+ * reference stay candidates for ever; looking at them every tick would cost
+ * more than the other stages together, so GC runs in the first tick after
+ * gc_interval has passed (and in every tick wake() or a reload asks for).
+ */
+struct GcCadence
+{
+	TimestampTz last_run = 0;
+
+	bool		due(const rs::Settings &s, TimestampTz now) const
+	{
+		return last_run == 0 || now - last_run >= rs::SweepContext::us(s.gc_interval);
+	}
+};
+
+GcCadence	gc;
+
+/* The event log is trimmed at most this often (and on every requested tick). */
+constexpr int64 TRIM_EVERY_US = 60 * USECS_PER_SEC;
+TimestampTz last_trim = 0;
+
+/*
+ * One tick: the stages that have work (every stage when requested by
+ * wake(), a reload or the worker's start; GC on its own cadence), in order,
+ * each in its own transaction, batch after batch while a stage fills its
+ * batch and the drain budget lasts.  Returns when the next tick is due
+ * (0 when unknown: the interval decides).
  */
 TimestampTz
-tick(const rs::Settings &settings, OutageGuard &guard, TimestampTz start)
+tick(const rs::Settings &settings, OutageGuard &guard, TimestampTz start, bool requested)
 {
 	bool		offline_allowed = guard.allows_offline(settings, start);
 	TimestampTz budget_end = start + static_cast<int64>(settings.drain_budget_ms) * 1000;
@@ -365,12 +389,33 @@ tick(const rs::Settings &settings, OutageGuard &guard, TimestampTz start)
 	char		activity[64];
 	bool		deferred = false;
 	bool		unfinished = false;	/* the budget ended a stage's full batch */
+	rs::Outlook outlook;
+	bool		looked;
 
 	rs::stats_tick_started(start);
+
+	/*
+	 * One statement says which stages have work; the others are skipped (a
+	 * tick asked for by wake() or a reload runs every stage).  Should it
+	 * fail, every stage runs and reports the cause itself.
+	 */
+	looked = in_transaction(settings, "runtime_sweeper: looking ahead", [&]() {
+		rs::SweepContext ctx(settings);
+
+		outlook = rs::look_ahead(ctx);
+	}, error);
+	report_side_task(SIDE_SCHEDULE, "looking ahead", looked, error);
+	outlook.due[rs::STAGE_RUNTIME_GC] = requested || gc.due(settings, start);
+
 	for (int i = 0; i < rs::STAGE_COUNT; i++)
 	{
 		rs::Stage	stage = static_cast<rs::Stage>(i);
 		int			limit = batch_limit(stage, settings);
+
+		if (looked && !requested && !outlook.due[stage])
+			continue;
+		if (stage == rs::STAGE_RUNTIME_GC)
+			gc.last_run = start;
 
 		snprintf(activity, sizeof(activity), "runtime_sweeper: %s", rs::stage_name(stage));
 		for (;;)
@@ -410,21 +455,20 @@ tick(const rs::Settings &settings, OutageGuard &guard, TimestampTz start)
 				 errdetail("After a start, a promotion or a pause longer than the stale threshold, heartbeats get one full threshold to arrive.")));
 	}
 
-	bool		side_ok = in_transaction(settings, "runtime_sweeper: trimming the event log", [&]() {
-		rs::SweepContext ctx(settings);
+	if (requested || start - last_trim >= TRIM_EVERY_US)
+	{
+		bool		trimmed = in_transaction(settings, "runtime_sweeper: trimming the event log", [&]() {
+			rs::SweepContext ctx(settings);
 
-		rs::event_log_trim(ctx);
-	}, error);
-	report_side_task(SIDE_TRIM, "trimming the event log", side_ok, error);
+			rs::event_log_trim(ctx);
+		}, error);
 
-	TimestampTz deadline = 0;
+		report_side_task(SIDE_TRIM, "trimming the event log", trimmed, error);
+		last_trim = start;
+	}
 
-	side_ok = in_transaction(settings, "runtime_sweeper: scheduling", [&]() {
-		rs::SweepContext ctx(settings);
-
-		deadline = rs::next_row_deadline(ctx);
-	}, error);
-	report_side_task(SIDE_SCHEDULE, "scheduling", side_ok, error);
+	/* GC waits for a tick; it never makes the worker wake up by itself. */
+	TimestampTz deadline = looked ? outlook.next_deadline : 0;
 	/* Runtimes the guard held are due the moment it lets go. */
 	if (deferred && (deadline == 0 || guard.hold_until < deadline))
 		deadline = guard.hold_until;
@@ -440,16 +484,19 @@ tick(const rs::Settings &settings, OutageGuard &guard, TimestampTz start)
 }
 
 /*
- * Waits until due, or until wake() or a reload; handles reloads.  The latch
+ * Waits until due, or until wake() or a reload; handles reloads.  Returns
+ * whether a wake() or a reload ended the wait (such a tick runs every stage).  The latch
  * is also set for reasons of no concern here (the SIGALRM of a timer that
  * PostgreSQL leaves armed after statement_timeout, a cache catch-up signal),
  * so a latch alone is no reason to tick: it only ends the wait when
  * any_wake is set (a worker that is waiting, not sweeping, re-checks why on
  * every wake-up, which costs little and notices a new schema at once).
  */
-void
+bool
 wait_until(TimestampTz due, bool any_wake)
 {
+	bool		requested = false;
+
 	rs::stats_next_tick(due);
 	for (;;)
 	{
@@ -461,7 +508,12 @@ wait_until(TimestampTz due, bool any_wake)
 						 delay_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending || rs::stats_take_wake_request() || any_wake)
+		if (ConfigReloadPending || rs::stats_take_wake_request())
+		{
+			requested = true;
+			break;
+		}
+		if (any_wake)
 			break;
 	}
 	CHECK_FOR_INTERRUPTS();
@@ -470,6 +522,7 @@ wait_until(TimestampTz due, bool any_wake)
 		ConfigReloadPending = false;
 		rs::pg_guard([]() { ProcessConfigFile(PGC_SIGHUP); });
 	}
+	return requested;
 }
 
 /*
@@ -485,6 +538,7 @@ worker_loop()
 	TimestampTz row_deadline = 0;
 	bool		was_in_recovery = false;
 	bool		swept = false;	/* the last pass ran a tick */
+	bool		requested = true;	/* the first tick runs every stage */
 
 	guard.hold(rs::Settings::current(), GetCurrentTimestamp());
 	for (;;)
@@ -494,7 +548,7 @@ worker_loop()
 
 		if (last_tick_start != 0)
 		{
-			wait_until(rs::next_tick_time(settings, last_tick_start, row_deadline), !swept);
+			requested |= wait_until(rs::next_tick_time(settings, last_tick_start, row_deadline), !swept);
 			settings = rs::Settings::current();
 		}
 		swept = false;
@@ -538,7 +592,8 @@ worker_loop()
 		}
 		note_sweeping();
 		log_index_advice(settings);
-		row_deadline = tick(settings, guard, now);
+		row_deadline = tick(settings, guard, now, requested);
+		requested = false;
 		swept = true;
 		rs::stats_tick_finished(now, GetCurrentTimestamp(),
 								rs::next_tick_time(settings, now, row_deadline));
