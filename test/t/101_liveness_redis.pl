@@ -3,83 +3,21 @@ use strict;
 use warnings;
 
 use IPC::Run;
-use PostgreSQL::Test::Cluster;
+use LivenessTest;
 use PostgreSQL::Test::Utils;
+use RedisServer;
 use SweeperTest;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-# ------------------------------------------------------------------ Redis
-# A real redis-server on loopback (and a unix socket), started and stopped
-# here; the END block stops it whatever happens.
-my $redis_port = PostgreSQL::Test::Cluster::get_free_port();
-my $redis_dir = PostgreSQL::Test::Utils::tempdir_short();
-my $redis_sock = "$redis_dir/redis.sock";
-my $redis_pid;
-my $redis_pass;
+# A real redis-server on loopback and a unix socket (RedisServer stops it
+# whatever happens).
+my $redis = RedisServer->new;
+my $redis_port = $redis->port;
+my $redis_sock = $redis->socket_path;
 
 # Runs redis-cli against our server; returns its output without the newline.
-sub rcli
-{
-	my @cmd = ('redis-cli', '-p', $redis_port);
-	push @cmd, '-a', $redis_pass, '--no-auth-warning' if defined $redis_pass;
-	my ($out, $err) = ('', '');
-	IPC::Run::run([ @cmd, @_ ], '>', \$out, '2>', \$err);
-	chomp $out;
-	return $out;
-}
-
-sub redis_start
-{
-	my (@extra) = @_;
-	unlink "$redis_dir/redis.pid";
-	system('redis-server', '--port', $redis_port, '--bind', '127.0.0.1',
-		'--save', '', '--appendonly', 'no', '--daemonize', 'yes',
-		'--pidfile', "$redis_dir/redis.pid", '--dir', $redis_dir,
-		'--logfile', "$redis_dir/redis.log", '--unixsocket', $redis_sock,
-		'--unixsocketperm', '700', @extra) == 0
-	  or BAIL_OUT('redis-server did not start');
-	# Learn the pid first, so that the END block can stop the server even if
-	# it never answers.
-	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
-	until (-s "$redis_dir/redis.pid")
-	{
-		BAIL_OUT('redis-server wrote no pid file') if time > $deadline;
-		usleep(20_000);
-	}
-	$redis_pid = slurp_file("$redis_dir/redis.pid");
-	chomp $redis_pid;
-	until (rcli('PING') eq 'PONG')
-	{
-		BAIL_OUT('redis-server never answered PING') if time > $deadline;
-		usleep(20_000);
-	}
-	return;
-}
-
-sub redis_stop
-{
-	return unless $redis_pid;
-	kill 'CONT', $redis_pid;
-	kill 'TERM', $redis_pid;
-	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
-	while (kill 0, $redis_pid)
-	{
-		die 'redis-server did not stop' if time > $deadline;
-		usleep(20_000);
-	}
-	$redis_pid = undef;
-	return;
-}
-
-END
-{
-	if ($redis_pid)
-	{
-		kill 'CONT', $redis_pid;
-		kill 'KILL', $redis_pid;
-	}
-}
+sub rcli { return $redis->cli(@_); }
 
 # Calls of a Redis command since the last CONFIG RESETSTAT.
 sub redis_calls
@@ -91,54 +29,14 @@ sub redis_calls
 
 my $prefix = 'mul:runtime:hb:';
 
-redis_start();
+$redis->start;
 
 # ------------------------------------------------------------------ node
-my $node = sweeper_node('redis', conf => qq{
-runtime_sweeper.interval = '1h'
-runtime_sweeper.outage_guard = off
-runtime_sweeper.stale_threshold = '30min'
-runtime_sweeper.dispatch_timeout = '1000s'
+my ($node, $ws) = liveness_node('redis', 'redis', qq{
 runtime_sweeper.liveness = 'redis'
 runtime_sweeper.redis_url = 'redis://127.0.0.1:$redis_port'
 runtime_sweeper.redis_timeout = '250ms'
 });
-expect_worker_pid($node);
-
-my $ws = $node->safe_psql('postgres', q{SELECT fx_workspace('redis')});
-
-# A stale online runtime (silent for an hour).
-sub stale_runtime
-{
-	return $node->safe_psql('postgres', qq{SELECT fx_runtime('$ws', 'online', '1 hour')});
-}
-
-sub runtime_status
-{
-	my ($id) = @_;
-	return $node->safe_psql('postgres', "SELECT status FROM agent_runtime WHERE id = '$id'");
-}
-
-# Changes a setting with ALTER SYSTEM and a reload, and waits until the worker
-# has it: the same reload moves dispatch_timeout to a new value, and the
-# worker's schedule (which never sleeps longer than that timeout) shows it
-# once the worker has read the file.  No runtime is stale while this runs.
-my $generation = 0;
-
-sub set_config
-{
-	my ($name, $value) = @_;
-	my $marker = 1000 + ++$generation;
-	$node->safe_psql('postgres', qq{
-		ALTER SYSTEM SET runtime_sweeper.$name = '$value';
-		ALTER SYSTEM SET runtime_sweeper.dispatch_timeout = '${marker}s';
-		SELECT pg_reload_conf();});
-	$node->poll_query_until('postgres', qq{
-		SELECT next_tick - last_tick_start BETWEEN '${marker}s' AND '${marker}.005s'
-		FROM runtime_sweeper.status WHERE database = 'postgres'})
-	  or die "the worker never read runtime_sweeper.$name = '$value'";
-	return;
-}
 
 # ------------------------------------------------------------------ cases
 
@@ -236,7 +134,7 @@ is(redis_calls('mget'), 2, 'two MGET commands for 1500 candidates');
 is(redis_calls('del'), 1, 'one DEL command for 1000 flipped runtimes');
 is(worker_status($node, 'liveness_kept_alive'), $kept + 500, 'liveness_kept_alive +500');
 is(rcli('DBSIZE'), 500 + 3, 'the keys of the runtimes kept alive remain');
-$node->safe_psql('postgres', q{UPDATE agent_runtime SET status = 'offline' WHERE status = 'online'});
+offline_all();
 
 # Rule: the source is switchable with a reload: none ignores the keys.
 set_config('liveness', 'none');
@@ -270,7 +168,7 @@ set_config('redis_url', "redis://127.0.0.1:$redis_port");
 # (a key cannot help), the status view says so, and the outage is logged
 # once however many ticks it lasts.
 my $fallbacks = worker_status($node, 'liveness_fallbacks');
-redis_stop();
+$redis->stop;
 my $down1 = stale_runtime();
 tick($node);
 is(runtime_status($down1), 'offline', 'Redis down: the stale runtime went offline (database window)');
@@ -289,7 +187,7 @@ like(slurp_file($node->logfile),
 	'the log line says why');
 
 # Rule: when Redis is back, the next tick reconnects and trusts the keys again.
-redis_start();
+$redis->start;
 my $back = stale_runtime();
 rcli('SET', "$prefix$back", '1');
 tick($node);
@@ -301,9 +199,8 @@ $node->safe_psql('postgres', qq{UPDATE agent_runtime SET status = 'offline' WHER
 
 # Rule: a wrong password falls back with a clear log line, and the password
 # never reaches the log (not even in "parameter ... changed to").
-redis_stop();
-$redis_pass = 'right-secret-4711';
-redis_start('--requirepass', $redis_pass);
+$redis->stop;
+$redis->start(password => 'right-secret-4711');
 my $log_offset = -s $node->logfile;
 set_config('redis_url', "redis://:wrong-secret-0815\@127.0.0.1:$redis_port");
 like(worker_status($node, q{liveness_healthy || '|' || liveness_last_error}),
@@ -359,5 +256,5 @@ like($err, qr/cannot be stored per database, role or function/,
 	'a URL with a password cannot go into pg_db_role_setting');
 
 $node->stop;
-redis_stop();
+$redis->stop;
 done_testing();

@@ -2,126 +2,33 @@
 use strict;
 use warnings;
 
-use IPC::Run;
-use PostgreSQL::Test::Cluster;
+use LivenessTest;
 use PostgreSQL::Test::Utils;
+use RedisServer;
 use SweeperTest;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-# ------------------------------------------------------------------ Redis
-# A real redis-server on loopback, started and stopped here; the END block
-# thaws and stops it whatever happens.
-my $redis_port = PostgreSQL::Test::Cluster::get_free_port();
-my $redis_dir = PostgreSQL::Test::Utils::tempdir_short();
-my $redis_pid;
+# A real redis-server on loopback (RedisServer thaws and stops it whatever
+# happens).
+my $redis = RedisServer->new;
+my $redis_port = $redis->port;
 
 # Runs redis-cli against our server; returns its output without the newline.
-sub rcli
-{
-	my ($out, $err) = ('', '');
-	IPC::Run::run([ 'redis-cli', '-p', $redis_port, @_ ], '>', \$out, '2>', \$err);
-	chomp $out;
-	return $out;
-}
-
-sub redis_start
-{
-	unlink "$redis_dir/redis.pid";
-	system('redis-server', '--port', $redis_port, '--bind', '127.0.0.1',
-		'--save', '', '--appendonly', 'no', '--daemonize', 'yes',
-		'--pidfile', "$redis_dir/redis.pid", '--dir', $redis_dir,
-		'--logfile', "$redis_dir/redis.log") == 0
-	  or BAIL_OUT('redis-server did not start');
-	# Learn the pid first, so that the END block can stop the server even if
-	# it never answers.
-	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
-	until (-s "$redis_dir/redis.pid")
-	{
-		BAIL_OUT('redis-server wrote no pid file') if time > $deadline;
-		usleep(20_000);
-	}
-	$redis_pid = slurp_file("$redis_dir/redis.pid");
-	chomp $redis_pid;
-	until (rcli('PING') eq 'PONG')
-	{
-		BAIL_OUT('redis-server never answered PING') if time > $deadline;
-		usleep(20_000);
-	}
-	return;
-}
-
-sub redis_stop
-{
-	return unless $redis_pid;
-	kill 'CONT', $redis_pid;
-	kill 'TERM', $redis_pid;
-	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
-	while (kill 0, $redis_pid)
-	{
-		die 'redis-server did not stop' if time > $deadline;
-		usleep(20_000);
-	}
-	$redis_pid = undef;
-	return;
-}
-
-END
-{
-	if ($redis_pid)
-	{
-		kill 'CONT', $redis_pid;
-		kill 'KILL', $redis_pid;
-	}
-}
+sub rcli { return $redis->cli(@_); }
 
 my $prefix = 'mul:runtime:hb:';
 
-redis_start();
+$redis->start;
 
 # ------------------------------------------------------------------ node
-# Long interval and thresholds: every tick below comes from wake() or a reload.
-my $node = sweeper_node('frozen', conf => qq{
-runtime_sweeper.interval = '1h'
-runtime_sweeper.outage_guard = off
-runtime_sweeper.stale_threshold = '30min'
-runtime_sweeper.dispatch_timeout = '1000s'
+# The node (LivenessTest): every tick below comes from wake() or a reload.
+my ($node, $ws) = liveness_node('frozen', 'frozen', qq{
 runtime_sweeper.liveness = 'redis'
 runtime_sweeper.redis_url = 'redis://127.0.0.1:$redis_port'
 runtime_sweeper.redis_timeout = '250ms'
 });
-my $pid = expect_worker_pid($node);
-my $ws = $node->safe_psql('postgres', q{SELECT fx_workspace('frozen')});
-
-sub stale_runtime
-{
-	return $node->safe_psql('postgres', qq{SELECT fx_runtime('$ws', 'online', '1 hour')});
-}
-
-sub runtime_status
-{
-	my ($id) = @_;
-	return $node->safe_psql('postgres', "SELECT status FROM agent_runtime WHERE id = '$id'");
-}
-
-# ALTER SYSTEM + reload, then wait until the worker has read the file: the
-# same reload moves dispatch_timeout, which the worker's schedule shows.
-my $generation = 0;
-
-sub set_config
-{
-	my ($name, $value) = @_;
-	my $marker = 1000 + ++$generation;
-	$node->safe_psql('postgres', qq{
-		ALTER SYSTEM SET runtime_sweeper.$name = '$value';
-		ALTER SYSTEM SET runtime_sweeper.dispatch_timeout = '${marker}s';
-		SELECT pg_reload_conf();});
-	$node->poll_query_until('postgres', qq{
-		SELECT next_tick - last_tick_start BETWEEN '${marker}s' AND '${marker}.005s'
-		FROM runtime_sweeper.status WHERE database = 'postgres'})
-	  or die "the worker never read runtime_sweeper.$name = '$value'";
-	return;
-}
+my $pid = worker_status($node, 'pid');
 
 # Milliseconds of the last tick and of the last stale_runtimes stage.
 sub last_durations
@@ -181,7 +88,7 @@ $node->safe_psql('postgres', qq{UPDATE agent_runtime SET status = 'offline' WHER
 
 # Rule: Redis frozen while the worker holds a connection: the tick falls
 # back after redis_timeout (250 ms) plus a small margin, not later.
-kill 'STOP', $redis_pid or die 'could not SIGSTOP redis-server';
+kill 'STOP', $redis->pid or die 'could not SIGSTOP redis-server';
 my $frozen1 = stale_runtime();
 tick($node);
 my ($tick_ms, $stage_ms) = last_durations();
@@ -260,13 +167,13 @@ diag(sprintf('pg_terminate_backend() during a frozen-Redis wait: worker gone aft
 cmp_ok($term_s, '<', 2, 'pg_terminate_backend() ended the worker well before the timeout');
 
 # Rule: when Redis thaws, the next tick trusts the keys again.
-kill 'CONT', $redis_pid;
+kill 'CONT', $redis->pid;
 is(rcli('PING'), 'PONG', 'Redis answers again');
 my $pid3 = $node->poll_query_until('postgres', qq{
 	SELECT pid IS NOT NULL AND pid <> $pid2 FROM runtime_sweeper.status WHERE database = 'postgres'})
   ? worker_status($node, 'pid') : die 'the worker was not restarted';
 set_config('redis_timeout', '250ms');
-$node->safe_psql('postgres', q{UPDATE agent_runtime SET status = 'offline' WHERE status = 'online'});
+offline_all();
 my $thawed = stale_runtime();
 rcli('SET', "$prefix$thawed", '1');
 tick($node);
@@ -274,5 +181,5 @@ is(runtime_status($thawed), 'online', 'thawed Redis: the key-holder stayed onlin
 is(worker_status($node, 'liveness_healthy'), 't', 'status: healthy again');
 
 $node->stop;
-redis_stop();
+$redis->stop;
 done_testing();

@@ -3,58 +3,14 @@ use strict;
 use warnings;
 
 use IPC::Run;
-use PostgreSQL::Test::Cluster;
-use PostgreSQL::Test::Utils;
+use LivenessTest;
 use SweeperTest;
 use Test::More;
-use Time::HiRes qw(time usleep);
 
-# Long interval and thresholds: every tick below comes from wake() or a reload.
-my $node = sweeper_node('relation', conf => q{
-runtime_sweeper.interval = '1h'
-runtime_sweeper.outage_guard = off
-runtime_sweeper.stale_threshold = '30min'
-runtime_sweeper.dispatch_timeout = '1000s'
+# The node (LivenessTest): every tick below comes from wake() or a reload.
+my ($node) = liveness_node('relation', 'relation', q{
 runtime_sweeper.redis_timeout = '250ms'
 });
-expect_worker_pid($node);
-my $ws = $node->safe_psql('postgres', q{SELECT fx_workspace('relation')});
-
-sub stale_runtime
-{
-	return $node->safe_psql('postgres', qq{SELECT fx_runtime('$ws', 'online', '1 hour')});
-}
-
-sub runtime_status
-{
-	my ($id) = @_;
-	return $node->safe_psql('postgres', "SELECT status FROM agent_runtime WHERE id = '$id'");
-}
-
-sub offline_all
-{
-	$node->safe_psql('postgres', q{UPDATE agent_runtime SET status = 'offline' WHERE status = 'online'});
-	return;
-}
-
-# ALTER SYSTEM + reload, then wait until the worker has read the file: the
-# same reload moves dispatch_timeout, which the worker's schedule shows.
-my $generation = 0;
-
-sub set_config
-{
-	my ($name, $value) = @_;
-	my $marker = 1000 + ++$generation;
-	$node->safe_psql('postgres', qq{
-		ALTER SYSTEM SET runtime_sweeper.$name = '$value';
-		ALTER SYSTEM SET runtime_sweeper.dispatch_timeout = '${marker}s';
-		SELECT pg_reload_conf();});
-	$node->poll_query_until('postgres', qq{
-		SELECT next_tick - last_tick_start BETWEEN '${marker}s' AND '${marker}.005s'
-		FROM runtime_sweeper.status WHERE database = 'postgres'})
-	  or die "the worker never read runtime_sweeper.$name = '$value'";
-	return;
-}
 
 $node->safe_psql('postgres', q{
 	CREATE TABLE alive_runtimes (runtime_id uuid PRIMARY KEY);
@@ -170,9 +126,7 @@ set_config('liveness_relation', 'slow_alive');
 my $slow = stale_runtime();
 $node->safe_psql('postgres', "INSERT INTO alive_runtimes VALUES ('$slow')");
 tick($node);
-my $stage_ms = $node->safe_psql('postgres', q{
-	SELECT round(extract(epoch FROM last_duration) * 1000) FROM runtime_sweeper.stage_status
-	WHERE database = 'postgres' AND stage = 'stale_runtimes'});
+my $stage_ms = stage_ms();
 diag("relation slower than the timeout: stale_runtimes stage took $stage_ms ms (redis_timeout 250 ms)");
 cmp_ok($stage_ms, '>=', 250, 'the stage waited up to the timeout');
 cmp_ok($stage_ms, '<', 250 + 500, 'and not much longer');

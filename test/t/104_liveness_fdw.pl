@@ -2,8 +2,8 @@
 use strict;
 use warnings;
 
+use LivenessTest;
 use PostgreSQL::Test::Cluster;
-use PostgreSQL::Test::Utils;
 use SweeperTest;
 use Test::More;
 
@@ -15,15 +15,10 @@ $remote->safe_psql('postgres', q{
 	CREATE TABLE alive (runtime_id uuid PRIMARY KEY);
 	CREATE VIEW slow_alive AS SELECT runtime_id FROM alive, pg_sleep(10) AS s;});
 
-# Long interval and thresholds: every tick below comes from wake() or a reload.
-my $node = sweeper_node('main', conf => q{
-runtime_sweeper.interval = '1h'
-runtime_sweeper.outage_guard = off
-runtime_sweeper.stale_threshold = '30min'
-runtime_sweeper.dispatch_timeout = '1000s'
+# The node (LivenessTest): every tick below comes from wake() or a reload.
+my ($node) = liveness_node('main', 'fdw', q{
 runtime_sweeper.redis_timeout = '500ms'
 });
-expect_worker_pid($node);
 my $remote_host = $remote->host;
 my $remote_port = $remote->port;
 $node->safe_psql('postgres', qq{
@@ -33,43 +28,6 @@ $node->safe_psql('postgres', qq{
 	CREATE USER MAPPING FOR PUBLIC SERVER remote OPTIONS (user 'postgres');
 	CREATE FOREIGN TABLE remote_alive (runtime_id uuid) SERVER remote OPTIONS (table_name 'alive');
 	CREATE FOREIGN TABLE remote_slow (runtime_id uuid) SERVER remote OPTIONS (table_name 'slow_alive');});
-my $ws = $node->safe_psql('postgres', q{SELECT fx_workspace('fdw')});
-
-sub stale_runtime
-{
-	return $node->safe_psql('postgres', qq{SELECT fx_runtime('$ws', 'online', '1 hour')});
-}
-
-sub runtime_status
-{
-	my ($id) = @_;
-	return $node->safe_psql('postgres', "SELECT status FROM agent_runtime WHERE id = '$id'");
-}
-
-sub offline_all
-{
-	$node->safe_psql('postgres', q{UPDATE agent_runtime SET status = 'offline' WHERE status = 'online'});
-	return;
-}
-
-# ALTER SYSTEM + reload, then wait until the worker has read the file: the
-# same reload moves dispatch_timeout, which the worker's schedule shows.
-my $generation = 0;
-
-sub set_config
-{
-	my ($name, $value) = @_;
-	my $marker = 1000 + ++$generation;
-	$node->safe_psql('postgres', qq{
-		ALTER SYSTEM SET runtime_sweeper.$name = '$value';
-		ALTER SYSTEM SET runtime_sweeper.dispatch_timeout = '${marker}s';
-		SELECT pg_reload_conf();});
-	$node->poll_query_until('postgres', qq{
-		SELECT next_tick - last_tick_start BETWEEN '${marker}s' AND '${marker}.005s'
-		FROM runtime_sweeper.status WHERE database = 'postgres'})
-	  or die "the worker never read runtime_sweeper.$name = '$value'";
-	return;
-}
 
 # ------------------------------------------------------------------ cases
 
@@ -92,9 +50,7 @@ set_config('liveness_relation', 'remote_slow');
 my $slow = stale_runtime();
 $remote->safe_psql('postgres', "INSERT INTO alive VALUES ('$slow')");
 tick($node);
-my $stage_ms = $node->safe_psql('postgres', q{
-	SELECT round(extract(epoch FROM last_duration) * 1000) FROM runtime_sweeper.stage_status
-	WHERE database = 'postgres' AND stage = 'stale_runtimes'});
+my $stage_ms = stage_ms();
 diag("slow foreign table: stale_runtimes stage took $stage_ms ms (redis_timeout 500 ms)");
 cmp_ok($stage_ms, '<', 500 + 1000, 'the stage finished within the timeout plus a second');
 is(runtime_status($slow), 'offline', 'slow remote: fell back to the database window');
