@@ -7,6 +7,11 @@
 
 #include "stages/predicates.hpp"
 
+extern "C"
+{
+#include "utils/guc.h"
+}
+
 namespace rs
 {
 
@@ -18,14 +23,27 @@ namespace
  * TTL, $5 reconnect grace.  The EXISTS probes use the stages' own
  * predicates; each deadline branch is the oldest not-yet-due row of one
  * stage plus its threshold.  With the indexes missing_indexes() advises,
- * every part is an index probe whatever the table sizes.
+ * every part but the offline_tasks probe is an index probe whatever the
+ * table sizes; that probe visits each offline runtime once (one probe of
+ * the small in-flight index).  The stale-runtime and stale-task probes are
+ * guarded by the oldest heartbeat / dispatch / start (one index probe
+ * each): the planner cannot estimate "older than now() - $n", and without
+ * the guard it scans every online runtime and every in-flight task to
+ * prove that none is due.  The guard is implied by the predicate, so the
+ * result is the same.
  */
 const char *const look_ahead_sql =
 	"SELECT"
-	" EXISTS (SELECT 1 FROM @S@.agent_runtime r WHERE " STALE_RUNTIME_PREDICATE("$1") "),"
+	" COALESCE((SELECT pg_catalog.min(r.last_seen_at) FROM @S@.agent_runtime r"
+	"           WHERE r.status = 'online') < pg_catalog.now() - $1, false)"
+	" AND EXISTS (SELECT 1 FROM @S@.agent_runtime r WHERE " STALE_RUNTIME_PREDICATE("$1") "),"
 	" EXISTS (SELECT 1 FROM @S@.agent_task_queue t JOIN @S@.agent_runtime r ON r.id = t.runtime_id"
 	"         WHERE " OFFLINE_TASK_PREDICATE("$5") "),"
-	" EXISTS (SELECT 1 FROM @S@.agent_task_queue t LEFT JOIN @S@.agent_runtime r ON r.id = t.runtime_id"
+	" (COALESCE((SELECT pg_catalog.min(t.dispatched_at) FROM @S@.agent_task_queue t"
+	"            WHERE t.status = 'dispatched') < pg_catalog.now() - $2, false)"
+	"  OR COALESCE((SELECT pg_catalog.min(t.started_at) FROM @S@.agent_task_queue t"
+	"               WHERE t.status = 'running') < pg_catalog.now() - $3, false))"
+	" AND EXISTS (SELECT 1 FROM @S@.agent_task_queue t LEFT JOIN @S@.agent_runtime r ON r.id = t.runtime_id"
 	"         WHERE " STALE_TASK_PREDICATE("$2", "$3", "$5", "$1") "),"
 	" EXISTS (SELECT 1 FROM @S@.agent_task_queue t WHERE " QUEUED_EXPIRY_PREDICATE("$4") "),"
 	" LEAST("
@@ -52,6 +70,16 @@ look_ahead(SweepContext &ctx)
 		.interval_us(SweepContext::us(s.running_timeout))
 		.interval_us(SweepContext::us(s.queued_ttl))
 		.interval_us(SweepContext::us(s.reconnect_grace));
+
+	/*
+	 * Planned once, not every tick: with the thresholds as parameters the
+	 * plan cache keeps choosing custom plans, whose planning (about 1 ms)
+	 * costs more than running the statement.  Local to this transaction.
+	 */
+	pg_guard([]() {
+		set_config_option("plan_cache_mode", "force_generic_plan", PGC_USERSET, PGC_S_SESSION,
+						  GUC_ACTION_LOCAL, true, 0, false);
+	});
 	execute(ctx.sql(look_ahead_sql), args, true);
 	outlook.due[STAGE_STALE_RUNTIMES] = row::boolean(0, 1);
 	outlook.due[STAGE_OFFLINE_TASKS] = row::boolean(0, 2);
