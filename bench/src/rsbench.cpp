@@ -2,9 +2,24 @@
 //
 //   rsbench idle --dsn D --ticks N
 //       Wakes the worker N times, one tick at a time, and prints for each
-//       tick its duration as the worker measured it (status.last_tick_duration:
-//       every stage in its own transaction plus the scheduling statement) and
-//       each stage's stage_status.last_duration, in ms.
+//       tick its duration as the worker measured it (status.last_tick_duration)
+//       and each stage's stage_status.last_duration, in ms.  A tick asked for
+//       by wake() runs every stage, as sweep() does: this is the full tick,
+//       not what the worker does on its own when nothing is due.
+//   rsbench scheduled --dsn D --ticks N [--timeout S]
+//       Lets the worker tick on its own schedule (never wakes it) and prints,
+//       for each of N consecutive ticks, status.last_tick_duration and how
+//       many stage runs (other than GC) and GC runs the tick added, with
+//       GC's stage_status.last_duration.  The first tick it sees is skipped:
+//       it may still be one that the reload of new settings or a wake()
+//       asked for.  This is the worker's real tick: the look-ahead statement,
+//       plus the stages it found due, plus GC when gc_interval has passed.
+//       Sleeps until status.next_tick, then polls every twentieth of the last
+//       tick's duration (0.5 to 20 ms), so the probe costs a few statements
+//       per tick and never competes with a long tick for the CPU.
+//   rsbench time-sql --dsn D --sql Q [--calls N] [--warmup W]
+//       Runs Q W + N times and prints the client-side time of the last N, in
+//       ms (for sweep(): the full tick through the SQL API).
 //   rsbench wait --dsn D --sql Q [--wake] [--timeout S] [--poll-ms MS]
 //       Optionally wakes the worker, then polls the boolean query Q until it
 //       is true; prints elapsed_ms (from just before the wake).  Exit 1 on
@@ -80,7 +95,8 @@ cmd_idle(int argc, char **argv)
 				break;
 			if ((pq::now_us() - start) / 1e6 > timeout)
 				throw std::runtime_error("no tick after wake()");
-			sleep_ms(1);
+			/* A twentieth of the time waited so far (1 to 20 ms): a long tick is not disturbed. */
+			sleep_ms(std::min(std::max(1.0, (pq::now_us() - start) / 1000 / 20), 20.0));
 		}
 
 		auto		tick = db.exec("SELECT extract(epoch FROM last_tick_duration) * 1000"
@@ -95,6 +111,98 @@ cmd_idle(int argc, char **argv)
 		for (const char *s : stages)
 			printf(" %s=%s", s, ms.count(s) ? ms[s].c_str() : "NaN");
 		printf("\n");
+		fflush(stdout);
+	}
+	return 0;
+}
+
+int
+cmd_scheduled(int argc, char **argv)
+{
+	pq::Conn	db(pq::arg(argc, argv, "--dsn", ""));
+	int			n = atoi(pq::arg(argc, argv, "--ticks", "20").c_str());
+	double		timeout = atof(pq::arg(argc, argv, "--timeout", "300").c_str());
+	const char *probe =
+		"SELECT s.ticks, extract(epoch FROM s.last_tick_duration) * 1000,"
+		" coalesce(extract(epoch FROM s.next_tick - clock_timestamp()) * 1000, 0),"
+		" (SELECT coalesce(sum(g.runs), 0) FROM runtime_sweeper.stage_status g"
+		"   WHERE g.database = s.database AND g.stage <> 'runtime_gc'),"
+		" (SELECT coalesce(sum(g.runs), 0) FROM runtime_sweeper.stage_status g"
+		"   WHERE g.database = s.database AND g.stage = 'runtime_gc'),"
+		" (SELECT extract(epoch FROM g.last_duration) * 1000 FROM runtime_sweeper.stage_status g"
+		"   WHERE g.database = s.database AND g.stage = 'runtime_gc')"
+		" FROM runtime_sweeper.status s WHERE s.database = current_database() AND s.pid IS NOT NULL";
+	double		start = pq::now_us();
+	long		prev_ticks = -1;
+	long		prev_other = 0;
+	long		prev_gc = 0;
+	int			samples = 0;
+	int			missed = 0;
+	long		polls = 0;
+	bool		warm = false;
+
+	while (samples < n)
+	{
+		auto		r = db.exec(probe);
+
+		polls++;
+		if (r.rows() != 1)
+			throw std::runtime_error("no worker for this database");
+
+		long		ticks = atol(r.get(0, 0).c_str());
+		long		other = atol(r.get(0, 3).c_str());
+		long		gc_runs = atol(r.get(0, 4).c_str());
+
+		if (prev_ticks >= 0 && ticks > prev_ticks && !warm)
+			warm = true;		/* the first tick seen may be one a reload or wake() asked for */
+		else if (prev_ticks >= 0 && ticks == prev_ticks + 1)
+		{
+			printf("tick=%ld ms=%s other_stage_runs=%ld gc_runs=%ld gc_ms=%s\n", ticks,
+				   r.get(0, 1).c_str(), other - prev_other, gc_runs - prev_gc,
+				   r.null(0, 5) ? "NaN" : r.get(0, 5).c_str());
+			fflush(stdout);
+			samples++;
+		}
+		else if (prev_ticks >= 0 && ticks > prev_ticks + 1)
+			missed++;			/* two ticks between probes: no clean sample */
+		prev_ticks = ticks;
+		prev_other = other;
+		prev_gc = gc_runs;
+		if ((pq::now_us() - start) / 1e6 > timeout)
+		{
+			printf("summary samples=%d missed=%d polls=%ld timeout=1\n", samples, missed, polls);
+			return 1;
+		}
+		/*
+		 * Sleep until the next tick is due; then poll until it is done, at a
+		 * twentieth of the last tick's duration (0.5 to 20 ms), so that the
+		 * probe never competes with a long tick for the CPU.
+		 */
+		double		until_ms = atof(r.get(0, 2).c_str());
+		double		last_ms = atof(r.get(0, 1).c_str());
+
+		if (until_ms > 0.5)
+			sleep_ms(std::min(until_ms, 1000.0));
+		else
+			sleep_ms(std::min(std::max(0.5, last_ms / 20), 20.0));
+	}
+	printf("summary samples=%d missed=%d polls=%ld\n", samples, missed, polls);
+	return 0;
+}
+
+int
+cmd_time_sql(int argc, char **argv)
+{
+	pq::Conn	db(pq::arg(argc, argv, "--dsn", ""));
+	std::string sql = pq::arg(argc, argv, "--sql", "SELECT 1");
+	int			n = atoi(pq::arg(argc, argv, "--calls", "5").c_str());
+	int			warmup = atoi(pq::arg(argc, argv, "--warmup", "1").c_str());
+
+	for (int i = 0; i < warmup + n; i++)
+	{
+		db.exec(sql);
+		if (i >= warmup)
+			printf("call=%d ms=%.3f\n", i - warmup + 1, db.last_us / 1000);
 		fflush(stdout);
 	}
 	return 0;
@@ -338,7 +446,7 @@ main(int argc, char **argv)
 {
 	if (argc < 2)
 	{
-		fprintf(stderr, "usage: rsbench idle|wait|heartbeat|detect|wake-loop [options]\n");
+		fprintf(stderr, "usage: rsbench idle|scheduled|time-sql|wait|heartbeat|detect|wake-loop [options]\n");
 		return 2;
 	}
 	try
@@ -347,6 +455,10 @@ main(int argc, char **argv)
 
 		if (cmd == "idle")
 			return cmd_idle(argc, argv);
+		if (cmd == "scheduled")
+			return cmd_scheduled(argc, argv);
+		if (cmd == "time-sql")
+			return cmd_time_sql(argc, argv);
 		if (cmd == "wait")
 			return cmd_wait(argc, argv);
 		if (cmd == "heartbeat")
