@@ -118,13 +118,6 @@ Args::interval_us(int64 microseconds)
 }
 
 Args &
-Args::interval(Datum value, bool isnull)
-{
-	push(INTERVALOID, value, isnull);
-	return *this;
-}
-
-Args &
 Args::int4(int value)
 {
 	push(INT4OID, Int32GetDatum(value), false);

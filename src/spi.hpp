@@ -30,7 +30,6 @@ class Args
 public:
 	Args &uuid_array(const std::vector<Uuid> &ids);
 	Args &interval_us(int64 microseconds);
-	Args &interval(Datum value, bool isnull);
 	Args &int4(int value);
 	Args &boolean(bool value);
 	Args &text(const std::string &value);

@@ -11,8 +11,6 @@
 #include "stats.hpp"
 #include "stats_slots.hpp"
 
-#include "settings.hpp"
-
 #include <cerrno>
 #include <csignal>
 #include <cstring>
